@@ -1,0 +1,169 @@
+#include "demo/demo_app.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "sluice/http_consumer.h"
+#include "sluice/websocket_consumer.h"
+
+namespace sluice::demo {
+namespace {
+namespace net = boost::asio;
+
+// ASGI byte strings shown as Latin-1 text: each byte becomes the code point of its value.
+std::string Latin1(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (const unsigned char c : bytes) {
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
+}
+
+nlohmann::json ScopeJson(const Scope& scope) {
+  const bool http = scope.type == Scope::Type::kHttp;
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [name, value] : scope.headers) headers.push_back({Latin1(name), Latin1(value)});
+  nlohmann::json out = {
+      {"type", http ? "http" : "websocket"},
+      {"asgi", {{"version", "3.0"}, {"spec_version", "2.3"}}},
+      {"http_version", scope.http_version},
+      {"scheme", scope.scheme},
+      {"path", scope.path},
+      {"raw_path", Latin1(scope.raw_path)},
+      {"query_string", Latin1(scope.query_string)},
+      {"root_path", scope.root_path},
+      {"headers", headers},
+      {"client", nullptr},
+      {"server", nullptr},
+  };
+  if (http) {
+    out["method"] = scope.method;
+  } else {
+    out["subprotocols"] = scope.subprotocols;
+  }
+  if (scope.client) out["client"] = {scope.client->host, scope.client->port};
+  if (scope.server) out["server"] = {scope.server->host, scope.server->port};
+  return out;
+}
+
+int QueryInt(const Scope& scope, std::string_view name, int fallback) {
+  const auto text = scope.Query(name);
+  int value = 0;
+  if (!text || std::from_chars(text->data(), text->data() + text->size(), value).ec != std::errc()) {
+    return fallback;
+  }
+  return value;
+}
+
+class Hello final : public HttpConsumer {
+  Task<void> Handle() override { co_await Respond(200, "Hello, world"); }
+};
+
+class Echo final : public HttpConsumer {
+  Task<void> Handle() override {
+    Headers headers;
+    headers.emplace_back("content-type", scope().Header("content-type").value_or("application/octet-stream"));
+    co_await StartResponse(200, std::move(headers));
+    while (auto chunk = co_await ReadChunk()) co_await SendBody(std::move(*chunk), true);
+    co_await SendBody(std::string(), false);
+  }
+};
+
+// Server-Sent Events: "data: N" every interval_ms (default 1000), `count` times (default
+// unlimited), until the client leaves.
+class Sse final : public HttpConsumer {
+  Task<void> Handle() override {
+    const int interval_ms = std::max(1, QueryInt(scope(), "interval_ms", 1000));
+    const int count = QueryInt(scope(), "count", -1);
+    Headers headers;
+    headers.emplace_back("content-type", "text/event-stream");
+    headers.emplace_back("cache-control", "no-cache");
+    co_await StartResponse(200, std::move(headers));
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (int n = 1; count < 0 || n <= count; ++n) {
+      if (n > 1) {
+        timer.expires_after(std::chrono::milliseconds(interval_ms));
+        co_await timer.async_wait(net::use_awaitable);
+      }
+      co_await SendBody("data: " + std::to_string(n) + "\n\n", true);
+    }
+    co_await SendBody(std::string(), false);
+  }
+};
+
+class ScopeView final : public HttpConsumer {
+  Task<void> Handle() override {
+    std::string json = ScopeJson(scope()).dump();
+    co_await Respond(200, std::move(json), Headers(), "application/json");
+  }
+};
+
+class Fail final : public HttpConsumer {
+  Task<void> Handle() override {
+    throw std::runtime_error("this route fails on purpose");
+    co_return;
+  }
+};
+
+class WebSocketEcho : public WebSocketConsumer {
+ protected:
+  Task<void> OnConnect() override {
+    std::string chosen;
+    for (const std::string& offered : scope().subprotocols) {
+      if (offered == "echo.v1" || offered == "echo.v2") {
+        chosen = offered;
+        break;
+      }
+    }
+    co_await Accept(std::move(chosen));
+  }
+  Task<void> OnText(std::string text) override { co_await SendText(std::move(text)); }
+  Task<void> OnBinary(std::string bytes) override { co_await SendBinary(std::move(bytes)); }
+};
+
+class WebSocketScope final : public WebSocketEcho {
+  Task<void> OnConnect() override {
+    co_await WebSocketEcho::OnConnect();
+    co_await SendText(ScopeJson(scope()).dump());
+  }
+};
+
+class WebSocketDeny final : public WebSocketConsumer {
+  Task<void> OnConnect() override { co_await Close(); }
+};
+
+class WebSocketFail final : public WebSocketConsumer {
+  Task<void> OnText(std::string /*text*/) override {
+    throw std::runtime_error("this consumer fails on purpose");
+    co_return;
+  }
+  Task<void> OnBinary(std::string bytes) override { co_await OnText(std::move(bytes)); }
+};
+
+}  // namespace
+
+std::shared_ptr<Router> MakeApp() {
+  auto router = std::make_shared<Router>();
+  router->Http("/hello", Make<Hello>())
+      .Http("/echo", Make<Echo>())
+      .Http("/sse", Make<Sse>())
+      .Http("/scope", Make<ScopeView>())
+      .Http("/error", Make<Fail>())
+      .WebSocket("/ws/echo", Make<WebSocketEcho>())
+      .WebSocket("/ws/scope", Make<WebSocketScope>())
+      .WebSocket("/ws/deny", Make<WebSocketDeny>())
+      .WebSocket("/ws/error", Make<WebSocketFail>());
+  return router;
+}
+
+}  // namespace sluice::demo

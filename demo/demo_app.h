@@ -1,0 +1,13 @@
+#pragma once
+
+#include <memory>
+
+#include "sluice/router.h"
+
+namespace sluice::demo {
+
+/// The demo application: hello, echo, SSE, scope inspection and WebSocket echo routes
+/// (listed in README.md). A library so tests can drive the same consumers.
+std::shared_ptr<Router> MakeApp();
+
+}  // namespace sluice::demo

@@ -1,0 +1,452 @@
+#include "gateway/http_session.h"
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <charconv>
+#include <limits>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "gateway/response.h"
+#include "gateway/scope.h"
+#include "gateway/shard.h"
+#include "gateway/websocket_session.h"
+#include "gateway/worker_pool.h"
+
+namespace sluice::gateway {
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+// A malformed request, as opposed to a client that left or went quiet.
+bool IsParseError(beast::error_code ec) {
+  return ec.category() == make_error_code(http::error::bad_target).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message;
+}
+
+// RFC 9112 9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+bool KeepAlive(const RequestParser::Header& request) {
+  bool close = false;
+  bool keep = false;
+  for (const auto& token : http::token_list(request[http::field::connection])) {
+    close = close || beast::iequals(token, "close");
+    keep = keep || beast::iequals(token, "keep-alive");
+  }
+  return request.version() >= 11 ? !close : keep;
+}
+
+}  // namespace
+
+HttpSession::HttpSession(Shard& shard, const Context& context, net::ip::tcp::socket socket)
+    : shard_(shard), context_(context), stream_(std::move(socket)) {}
+
+std::shared_ptr<HttpSession> HttpSession::self() {
+  return std::static_pointer_cast<HttpSession>(shared_from_this());
+}
+
+void HttpSession::Start() { ReadHeader(); }
+
+void HttpSession::ReadHeader() {
+  parser_.emplace();
+  parser_->header_limit(context_.options.max_header_bytes);
+  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held
+  if (id_ == 0) {
+    stream_.expires_after(context_.options.http_idle_timeout);
+  } else {
+    stream_.expires_never();  // watching the client while a response streams
+  }
+  reading_ = true;
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = self()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+}
+
+void HttpSession::OnHeader(beast::error_code ec) {
+  reading_ = false;
+  if (dead_) return;
+  if (id_ != 0) {
+    // The read that watches the client while a request is in progress.
+    if (ec) {
+      ClientGone();
+    } else {
+      parked_ = true;  // pipelined: its turn comes when this response ends
+    }
+    return;
+  }
+  if (ec) {
+    if (ec == http::error::header_limit) {
+      keep_alive_ = false;
+      QueueReply(431, "Request Header Fields Too Large\n", false);
+    } else if (IsParseError(ec)) {
+      keep_alive_ = false;
+      QueueReply(400, "Bad Request\n", false);
+    } else {
+      CloseSocket();  // the client left, or timed out while idle
+    }
+    return;
+  }
+  BeginRequest();
+}
+
+void HttpSession::BeginRequest() {
+  stream_.expires_never();
+  auto& request = parser_->header();
+  const bool upgrade = beast::websocket::is_upgrade(request);
+  keep_alive_ = KeepAlive(request);
+  head_request_ = request.method() == http::verb::head;
+  http10_ = request.version() == 10;
+  body_done_ = parser_->is_done();
+  beast::error_code ec;
+  const auto client = stream_.socket().remote_endpoint(ec);
+  const auto server = stream_.socket().local_endpoint(ec);
+  if (ec) {
+    CloseSocket();
+    return;
+  }
+  auto scope = BuildScope(request, parser_->fields(), upgrade, client, server,
+                          context_.options.root_path);
+  if (!scope.ok()) {
+    keep_alive_ = false;
+    QueueReply(400, "Bad Request\n", false);
+    return;
+  }
+  if (upgrade) {
+    dead_ = true;  // the socket moves to the WebSocket session
+    std::make_shared<WebSocketSession>(shard_, context_, stream_.release_socket(),
+                                       WebSocketSession::Request(std::move(request)))
+        ->Start(*std::move(scope));
+    return;
+  }
+  link_ = context_.pool.Pick();
+  if (!link_) {
+    keep_alive_ = keep_alive_ && body_done_;
+    QueueReply(503, "Service Unavailable: no worker has room\n", /*retry_after=*/true);
+    return;
+  }
+  id_ = shard_.Register(shared_from_this(), link_.get());
+  credit_.emplace(link_->worker_window());
+  window_.emplace(context_.options.receive_window);
+  v1::Envelope open;
+  open.set_connection_id(id_);
+  *open.mutable_open()->mutable_scope() = *std::move(scope);
+  if (!link_->Send(std::move(open))) return;  // the link is ending: OnLinkLost follows
+
+  if (body_done_) {
+    v1::Event event;
+    event.mutable_http_request();
+    SendEvent(std::move(event));
+    ReadHeader();  // watch the client
+    return;
+  }
+  const auto expect = request[http::field::expect];
+  if (!http10_ && beast::iequals(expect, "100-continue")) {
+    writes_.push_back({std::string("HTTP/1.1 100 Continue\r\n\r\n"), {}, {}, 0, false, false});
+    Write();
+  }
+  ReadBody();
+}
+
+void HttpSession::ReadBody() {
+  if (reading_ || body_done_ || dead_ || id_ == 0 || !credit_->CanSend()) return;
+  if (!chunk_) chunk_ = std::make_unique<char[]>(kHttpChunkBytes);
+  parser_->set_body_buffer(chunk_.get(), kHttpChunkBytes);
+  reading_ = true;
+  http::async_read_some(stream_, buffer_, *parser_,
+                        [self = self()](beast::error_code ec, size_t) { self->OnBody(ec); });
+}
+
+void HttpSession::OnBody(beast::error_code ec) {
+  reading_ = false;
+  if (dead_ || id_ == 0) return;
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    ClientGone();
+    return;
+  }
+  const size_t n = kHttpChunkBytes - parser_->body_left();
+  body_done_ = parser_->is_done();
+  if (n > 0 || body_done_) {
+    v1::Event event;
+    auto* request = event.mutable_http_request();
+    request->set_body(chunk_.get(), n);
+    request->set_more_body(!body_done_);
+    SendEvent(std::move(event));
+  }
+  if (body_done_) {
+    chunk_.reset();
+    ReadHeader();  // watch the client
+  } else {
+    ReadBody();
+  }
+}
+
+void HttpSession::SendEvent(v1::Event&& event) {
+  if (SpendsCredit(event)) credit_->Spend(EventBytes(event));
+  v1::Envelope envelope;
+  envelope.set_connection_id(id_);
+  *envelope.mutable_event() = std::move(event);
+  link_->Send(std::move(envelope));  // a failed send is followed by OnLinkLost
+}
+
+void HttpSession::OnEnvelope(v1::Envelope& envelope) {
+  if (dead_ || id_ != envelope.connection_id()) return;
+  switch (envelope.body_case()) {
+    case v1::Envelope::kCredit:
+      credit_->Grant(envelope.credit());
+      ReadBody();
+      break;
+    case v1::Envelope::kEvent:
+      HandleEvent(*envelope.mutable_event());
+      break;
+    case v1::Envelope::kClose:
+      HandleClose(envelope.close());
+      break;
+    default:
+      Abort("unexpected envelope from the worker");
+  }
+}
+
+void HttpSession::HandleEvent(v1::Event& event) {
+  if (SpendsCredit(event) && !window_->OnReceived(EventBytes(event))) {
+    Abort("the worker overran its credit");
+    return;
+  }
+  switch (event.kind_case()) {
+    case v1::Event::kHttpResponseStart: {
+      if (start_ || head_written_) return Abort("second http.response.start");
+      auto& start = *event.mutable_http_response_start();
+      if (start.status() < 200 || start.status() > 999) return Abort("bad status");
+      if (!ValidHeaders(start.headers())) return Abort("invalid response header");
+      start_ = std::move(start);
+      Grant(0);
+      break;
+    }
+    case v1::Event::kHttpResponseBody: {
+      if (!start_ && !head_written_) return Abort("http.response.body before start");
+      if (last_queued_) return Abort("http.response.body after the last one");
+      auto& body = *event.mutable_http_response_body();
+      QueueBody(std::move(*body.mutable_body()), body.more_body());
+      break;
+    }
+    default:
+      Abort("event not valid for HTTP");
+  }
+}
+
+void HttpSession::QueueBody(std::string&& body, bool more) {
+  PendingWrite write;
+  write.event = true;
+  write.event_bytes = body.size();
+  write.last = !more;
+  last_queued_ = !more;
+  if (!head_written_) {
+    const v1::HttpResponseStart& start = *start_;
+    const unsigned status = start.status();
+    const auto declared = DeclaredLength(start.headers());
+    if (!declared.ok()) return Abort("invalid content-length");
+    uint64_t length = 0;
+    if (head_request_ || status == 204 || status == 304) {
+      framing_ = Framing::kNoBody;
+    } else if (declared->has_value()) {
+      framing_ = Framing::kLength;
+      remaining_ = **declared;
+    } else if (!more) {
+      framing_ = Framing::kLength;
+      remaining_ = length = body.size();
+    } else if (http10_) {
+      framing_ = Framing::kUntilClose;
+      keep_alive_ = false;
+    } else {
+      framing_ = Framing::kChunked;
+    }
+    write.head = ResponseHead(start, http10_, keep_alive_,
+                              framing_ == Framing::kChunked,
+                              framing_ == Framing::kLength && !declared->has_value()
+                                  ? std::optional<uint64_t>(length)
+                                  : std::nullopt);
+    head_written_ = true;
+    start_.reset();
+  }
+  switch (framing_) {
+    case Framing::kNoBody:
+      break;
+    case Framing::kLength:
+      if (body.size() > remaining_) return Abort("body longer than its content-length");
+      remaining_ -= body.size();
+      if (!more && remaining_ > 0) close_after_ = true;  // the client sees a short body
+      write.body = std::move(body);
+      break;
+    case Framing::kChunked:
+      if (!body.empty()) {
+        write.head += ChunkHeader(body.size());
+        write.body = std::move(body);
+        write.tail = more ? "\r\n" : "\r\n0\r\n\r\n";
+      } else if (!more) {
+        write.tail = "0\r\n\r\n";
+      }
+      break;
+    case Framing::kUntilClose:
+      write.body = std::move(body);
+      if (!more) close_after_ = true;
+      break;
+  }
+  writes_.push_back(std::move(write));
+  Write();
+}
+
+void HttpSession::QueueReply(unsigned status, std::string_view body, bool retry_after) {
+  writes_.push_back({CannedResponse(status, body, keep_alive_, retry_after), {}, {}, 0, false, true});
+  head_written_ = true;
+  last_queued_ = true;
+  Write();
+}
+
+void HttpSession::Grant(size_t bytes) {
+  if (worker_done_ || id_ == 0) return;
+  if (auto grant = window_->OnConsumed(bytes)) {
+    v1::Envelope envelope;
+    envelope.set_connection_id(id_);
+    *envelope.mutable_credit() = *grant;
+    link_->Send(std::move(envelope));
+  }
+}
+
+void HttpSession::Write() {
+  if (writing_ || dead_ || write_head_ == writes_.size()) return;
+  const PendingWrite& w = writes_[write_head_];
+  writing_ = true;
+  const std::array<net::const_buffer, 3> buffers{net::buffer(w.head), net::buffer(w.body),
+                                                 net::buffer(w.tail)};
+  net::async_write(stream_, buffers,
+                   [self = self()](beast::error_code ec, size_t) { self->OnWrite(ec); });
+}
+
+void HttpSession::OnWrite(beast::error_code ec) {
+  writing_ = false;
+  if (dead_) return;
+  if (ec) {
+    ClientGone();
+    return;
+  }
+  const PendingWrite written = std::move(writes_[write_head_++]);
+  if (write_head_ == writes_.size()) {
+    writes_.clear();
+    write_head_ = 0;
+  }
+  if (written.event) Grant(written.event_bytes);
+  if (written.last) {
+    EndResponse();
+  } else {
+    Write();
+  }
+}
+
+void HttpSession::EndResponse() {
+  if (id_ != 0 && !worker_done_) {
+    // ASGI: once the response is sent, receive() gives http.disconnect.
+    v1::Event event;
+    event.mutable_http_disconnect();
+    SendEvent(std::move(event));
+  }
+  EndRequest();
+}
+
+void HttpSession::EndRequest() {
+  if (id_ != 0) shard_.Unregister(id_);
+  id_ = 0;
+  link_.reset();
+  credit_.reset();
+  window_.reset();
+  chunk_.reset();
+  start_.reset();
+  head_written_ = last_queued_ = worker_done_ = false;
+  if (close_after_ || !keep_alive_ || !body_done_) {
+    CloseSocket();
+  } else if (parked_) {
+    parked_ = false;
+    BeginRequest();
+  } else if (!reading_) {
+    ReadHeader();
+  } else {
+    stream_.expires_after(context_.options.http_idle_timeout);
+  }
+}
+
+void HttpSession::HandleClose(const v1::Close& close) {
+  worker_done_ = true;
+  if (last_queued_) return;  // the response is complete once written
+  if (head_written_) {
+    // A started response the application never finished: all we can do is cut it.
+    SLUICE_LOG(kWarning, "gateway") << "response cut: the application ended mid-response ("
+                                    << close.detail() << ")";
+    CloseSocket();
+    return;
+  }
+  if (close.reason() == v1::Close::REASON_REJECTED) {
+    keep_alive_ = keep_alive_ && body_done_;
+    QueueReply(503, "Service Unavailable: no worker has room\n", /*retry_after=*/true);
+  } else {
+    if (close.reason() == v1::Close::REASON_DONE) {
+      SLUICE_LOG(kWarning, "gateway") << "the application returned without a response";
+    }
+    keep_alive_ = keep_alive_ && body_done_;
+    QueueReply(500, "Internal Server Error\n", false);
+  }
+}
+
+void HttpSession::Abort(std::string_view why) {
+  SLUICE_LOG(kError, "gateway") << "connection " << id_ << ": " << why;
+  if (!worker_done_) {
+    v1::Event event;
+    event.mutable_http_disconnect();
+    SendEvent(std::move(event));
+    worker_done_ = true;
+  }
+  if (head_written_) {
+    CloseSocket();
+    return;
+  }
+  keep_alive_ = false;
+  start_.reset();
+  QueueReply(500, "Internal Server Error\n", false);
+}
+
+void HttpSession::OnLinkLost() {
+  // The registry has already let go of this id.
+  worker_done_ = true;
+  if (dead_ || id_ == 0) return;
+  id_ = 0;
+  if (head_written_) {
+    CloseSocket();
+    return;
+  }
+  keep_alive_ = false;
+  start_.reset();
+  QueueReply(502, "Bad Gateway: the worker went away\n", false);
+}
+
+void HttpSession::ClientGone() {
+  if (id_ != 0 && !worker_done_) {
+    v1::Event event;
+    event.mutable_http_disconnect();
+    SendEvent(std::move(event));
+  }
+  if (id_ != 0) shard_.Unregister(id_);
+  id_ = 0;
+  CloseSocket();
+}
+
+void HttpSession::CloseSocket() {
+  if (dead_) return;
+  dead_ = true;
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  stream_.close();
+  if (id_ != 0) shard_.Unregister(id_);
+  id_ = 0;
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,86 @@
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "common/log.h"
+#include "gateway/gateway.h"
+
+int main(int argc, char** argv) {
+  using sluice::gateway::Options;
+  Options options;
+  std::string listen = options.listen.ToString();
+  std::string workers;
+  unsigned window_events = options.receive_window.events();
+  uint64_t window_bytes = options.receive_window.bytes();
+  unsigned idle = options.http_idle_timeout.count();
+  unsigned handshake = options.ws_handshake_timeout.count();
+  unsigned ws_idle = options.ws_idle_timeout.count();
+
+  CLI::App cli{"sluice gateway: holds client HTTP and WebSocket sockets for sluice workers"};
+  cli.add_option("--listen", listen, "HOST:PORT for clients (port 0: any)")->capture_default_str();
+  cli.add_option("--workers", workers, "HOST:PORT[,HOST:PORT...] of workers")->required();
+  cli.add_option("--threads", options.threads, "client socket threads (0: one per core)")
+      ->capture_default_str();
+  cli.add_option("--gateway-id", options.gateway_id, "name in logs and metrics")
+      ->capture_default_str();
+  cli.add_option("--root-path", options.root_path, "ASGI root_path (mount point)");
+  cli.add_option("--max-header-bytes", options.max_header_bytes,
+                 "largest request header; larger gets 431")
+      ->capture_default_str();
+  cli.add_option("--max-ws-message", options.max_ws_message_bytes,
+                 "largest WebSocket message; larger closes 1009")
+      ->capture_default_str();
+  cli.add_option("--http-idle-timeout", idle, "seconds a keep-alive connection may idle")
+      ->capture_default_str();
+  cli.add_option("--ws-handshake-timeout", handshake,
+                 "seconds the application has to accept a WebSocket")
+      ->capture_default_str();
+  cli.add_option("--ws-idle-timeout", ws_idle,
+                 "seconds of client silence before closing (a ping goes out at half)")
+      ->capture_default_str();
+  cli.add_option("--window-events", window_events, "per-connection client-bound queue, events")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--window-bytes", window_bytes, "per-connection client-bound queue, bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  auto address = sluice::ParseHostPort(listen);
+  auto worker_list = sluice::ParseHostPortList(workers);
+  if (!address.ok() || !worker_list.ok()) {
+    std::cerr << (address.ok() ? worker_list.status() : address.status()) << "\n";
+    return 2;
+  }
+  options.listen = *address;
+  options.workers = *worker_list;
+  options.receive_window.set_events(window_events);
+  options.receive_window.set_bytes(window_bytes);
+  options.http_idle_timeout = std::chrono::seconds(idle);
+  options.ws_handshake_timeout = std::chrono::seconds(handshake);
+  options.ws_idle_timeout = std::chrono::seconds(ws_idle);
+
+  // Block the stop signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  sluice::gateway::Gateway gateway(options);
+  if (absl::Status status = gateway.Start(); !status.ok()) {
+    SLUICE_LOG(kError, "gateway") << status;
+    return 1;
+  }
+  std::cout << "sluice-gateway listening on " << options.listen.host << ":" << gateway.port()
+            << std::endl;
+  int signal = 0;
+  sigwait(&signals, &signal);
+  SLUICE_LOG(kInfo, "gateway") << "signal " << signal << ": stopping";
+  gateway.Stop();
+  return 0;
+}

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/host_port.h"
+#include "sluice/v1/link.pb.h"
+
+namespace sluice::gateway {
+
+struct Options {
+  HostPort listen{"127.0.0.1", 8000};
+  std::vector<HostPort> workers;
+  std::string gateway_id;  // default: hostname-pid
+  unsigned threads = 0;    // client-socket threads; 0: one per core
+  std::string root_path;   // ASGI root_path: where the application is mounted
+  /// Initial per-connection credit granted to workers: the bound of each connection's
+  /// client-bound queue.
+  v1::Window receive_window;
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// Largest request line plus headers; larger gets 431.
+  uint32_t max_header_bytes = 16 * 1024;
+  /// Largest WebSocket message; larger closes with 1009.
+  uint64_t max_ws_message_bytes = 1 << 20;
+  /// A keep-alive connection idle this long, or a request header slower than this, is closed.
+  std::chrono::seconds http_idle_timeout{60};
+  /// The application must accept or deny a WebSocket within this.
+  std::chrono::seconds ws_handshake_timeout{5};
+  /// With nothing received for half of it the gateway pings; for all of it, closes.
+  std::chrono::seconds ws_idle_timeout{40};
+
+  Options();
+};
+
+}  // namespace sluice::gateway

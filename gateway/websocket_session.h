@@ -1,0 +1,88 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/credit.h"
+#include "gateway/context.h"
+#include "gateway/endpoint.h"
+
+namespace sluice::gateway {
+
+class LinkCall;
+class Shard;
+
+/// One WebSocket client. The upgrade request opens an instance (websocket.connect); the
+/// handshake completes only when the application accepts (subprotocol, extra headers) and is
+/// answered 403 when it closes first, 503 when no worker has room. Once open, messages flow
+/// both ways under credit: with no credit the gateway stops reading (TCP pushes back on the
+/// client); the client-bound queue holds at most the granted window. Ping/pong keep-alive and
+/// close codes are handled here.
+/// Thread-safety: lives on its shard's thread. Lifetime: held by the shard's registry while
+/// its instance is open, and by its pending operations.
+class WebSocketSession final : public Endpoint {
+ public:
+  using Request = boost::beast::http::request<boost::beast::http::empty_body>;
+
+  WebSocketSession(Shard& shard, const Context& context, boost::asio::ip::tcp::socket socket,
+                   Request&& request);
+  /// Opens the instance for `scope` (built by the HttpSession that read the upgrade).
+  void Start(v1::Scope&& scope);
+
+  void OnEnvelope(v1::Envelope& envelope) override;
+  void OnLinkLost() override;
+
+ private:
+  enum class State { kConnecting, kOpen, kClosing, kDone };
+  struct Outgoing {
+    std::string data;
+    bool binary = false;
+    bool close = false;  // a close frame: data is the reason
+    uint16_t code = 0;
+  };
+
+  std::shared_ptr<WebSocketSession> self();
+  /// The upgrade is waiting for the application to accept or deny it.
+  bool AwaitingApplication() const { return request_ && !accepting_; }
+  void HandleEvent(v1::Event& event);
+  void Accept(v1::WebSocketAccept& accept);
+  void Deny(unsigned status, std::string_view body);
+  void Read();
+  void OnRead(boost::beast::error_code ec, size_t bytes);
+  void Queue(Outgoing&& message);
+  void Write();
+  void OnWrite(boost::beast::error_code ec);
+  void SendEvent(v1::Event&& event);
+  void Grant(size_t bytes);
+  /// The socket is finished (closed by either side or lost): tell the instance, once.
+  void Gone(uint16_t code, std::string_view reason);
+
+  Shard& shard_;
+  const Context& context_;
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::flat_buffer buffer_;  // released after each message
+  std::unique_ptr<Request> request_;  // until the handshake is answered
+  bool accepting_ = false;            // the application accepted; the handshake is underway
+  std::unique_ptr<boost::asio::steady_timer> handshake_timer_;
+  State state_ = State::kConnecting;
+  uint64_t id_ = 0;
+  std::shared_ptr<LinkCall> link_;
+  std::optional<SendCredit> credit_;     // towards the worker
+  std::optional<ReceiveWindow> window_;  // from the worker
+  bool reading_ = false;
+  bool writing_ = false;
+  bool worker_done_ = false;
+  std::vector<Outgoing> outgoing_;  // FIFO, bounded by the worker's credit + a close
+  size_t out_head_ = 0;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,282 @@
+#include "gateway/worker_pool.h"
+
+#include <boost/asio/post.hpp>
+
+#include "common/log.h"
+#include "common/protocol.h"
+#include "gateway/shard.h"
+
+namespace sluice::gateway {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+// ---- LinkCall ----------------------------------------------------------------------------
+
+LinkCall::LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*> shards)
+    : owner_(owner), options_(options), shards_(std::move(shards)), last_read_ns_(NowNs()) {}
+
+void LinkCall::Start(v1::Link::Stub& stub) {
+  self_ = shared_from_this();
+  stub.async()->Connect(&context_, this);
+  // Writes come from connection threads, outside reactions: hold the call open for them
+  // until the stream ends and the last such write has completed (MaybeRemoveHold).
+  AddHold();
+  v1::Frame hello;
+  v1::Hello* h = hello.mutable_hello();
+  h->set_protocol_version(kProtocolVersion);
+  h->set_gateway_id(options_.gateway_id);
+  *h->mutable_receive_window() = options_.receive_window;
+  h->set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
+  if (writer_.PushFrame(std::move(hello))) StartWrite(writer_.frame());
+  StartRead(&in_);
+  StartCall();
+}
+
+bool LinkCall::Send(v1::Envelope&& envelope) {
+  if (writer_.Push(std::move(envelope))) {
+    StartWrite(writer_.frame());
+    return true;
+  }
+  return !writer_.closed();
+}
+
+int64_t LinkCall::FreeSlots() const {
+  return capacity_.load(std::memory_order_relaxed) - assigned_.load(std::memory_order_relaxed) -
+         elsewhere_.load(std::memory_order_relaxed);
+}
+
+void LinkCall::Tick() {
+  if (!ready()) return;
+  if (writer_.Heartbeat(options_.heartbeat_interval)) StartWrite(writer_.frame());
+  const auto silent = std::chrono::nanoseconds(NowNs() - last_read_ns_.load());
+  if (silent > 4 * worker_heartbeat_) {
+    SLUICE_LOG(kWarning, "gateway")
+        << "worker " << worker_id_ << " at " << owner_.address().ToString() << " silent for "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
+        << " ms; dropping the link";
+    context_.TryCancel();
+  }
+}
+
+void LinkCall::OnReadDone(bool ok) {
+  if (!ok) {
+    EndRead();
+    return;
+  }
+  last_read_ns_.store(NowNs());
+  if (!ready() && !HandleWelcome(in_)) return;
+  if (in_.has_capacity()) {
+    const v1::Capacity& c = in_.capacity();
+    capacity_.store(c.capacity(), std::memory_order_relaxed);
+    elsewhere_.store(static_cast<int64_t>(c.active_total()) - c.active_link(),
+                     std::memory_order_relaxed);
+  }
+  if (in_.envelopes_size() > 0) {
+    std::vector<std::vector<v1::Envelope>> batches(shards_.size());
+    for (v1::Envelope& envelope : *in_.mutable_envelopes()) {
+      if (envelope.has_close()) assigned_.fetch_sub(1, std::memory_order_relaxed);
+      const uint16_t shard = Shard::IndexOf(envelope.connection_id());
+      if (shard >= shards_.size()) continue;  // not an id we issued
+      batches[shard].push_back(std::move(envelope));
+    }
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (!batches[i].empty()) shards_[i]->Deliver(std::move(batches[i]));
+    }
+  }
+  in_.Clear();
+  StartRead(&in_);
+}
+
+bool LinkCall::HandleWelcome(const v1::Frame& frame) {
+  if (!frame.has_welcome() || frame.welcome().protocol_version() != kProtocolVersion) {
+    SLUICE_LOG(kError, "gateway") << "worker at " << owner_.address().ToString()
+                                  << " did not answer with a Welcome of protocol version "
+                                  << kProtocolVersion << "; dropping the link";
+    context_.TryCancel();
+    EndRead();
+    return false;
+  }
+  const v1::Welcome& w = frame.welcome();
+  worker_id_ = w.worker_id();
+  worker_window_ = w.receive_window();
+  if (w.heartbeat_interval_ms() > 0) {
+    worker_heartbeat_ = std::chrono::milliseconds(w.heartbeat_interval_ms());
+  }
+  capacity_.store(w.capacity(), std::memory_order_relaxed);
+  ready_.store(true, std::memory_order_release);
+  SLUICE_LOG(kInfo, "gateway") << "link up: worker " << worker_id_ << " at "
+                               << owner_.address().ToString() << ", capacity " << w.capacity();
+  return true;
+}
+
+void LinkCall::OnWriteDone(bool ok) {
+  if (!ok) writer_.Close();
+  if (writer_.WriteDone()) {
+    StartWrite(writer_.frame());
+  } else {
+    MaybeRemoveHold();
+  }
+}
+
+void LinkCall::EndRead() {
+  ready_.store(false, std::memory_order_release);
+  read_ended_.store(true);
+  writer_.Close();
+  MaybeRemoveHold();
+}
+
+void LinkCall::MaybeRemoveHold() {
+  // Only once the read side has ended (the writer is closed then) and no write is in flight:
+  // a connection thread may have won the race to start one just before the close.
+  if (!read_ended_.load() || writer_.writing()) return;
+  if (!hold_removed_.exchange(true)) RemoveHold();
+}
+
+void LinkCall::OnDone(const grpc::Status& status) {
+  const bool was_ready = !worker_id_.empty();
+  for (Shard* shard : shards_) shard->LinkLost(this);
+  owner_.CallEnded(this, status, was_ready);
+  std::shared_ptr<LinkCall> self = std::move(self_);
+}
+
+// ---- WorkerLink --------------------------------------------------------------------------
+
+WorkerLink::WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
+                       boost::asio::io_context& control)
+    : address_(std::move(address)), options_(options), shards_(std::move(shards)), retry_(control) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  channel_ = grpc::CreateCustomChannel(address_.ToString(), grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::Link::NewStub(channel_);
+}
+
+void WorkerLink::Connect() {
+  auto call = std::make_shared<LinkCall>(*this, options_, shards_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    call_ = call;
+  }
+  call->Start(*stub_);
+}
+
+std::shared_ptr<LinkCall> WorkerLink::ready_call() {
+  absl::MutexLock lock(&mu_);
+  if (call_ && call_->ready()) return call_;
+  return nullptr;
+}
+
+void WorkerLink::Tick() {
+  std::shared_ptr<LinkCall> call;
+  {
+    absl::MutexLock lock(&mu_);
+    call = call_;
+  }
+  if (call) call->Tick();
+}
+
+void WorkerLink::Stop() {
+  std::shared_ptr<LinkCall> call;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    call = call_;
+  }
+  if (call) call->Cancel();
+}
+
+void WorkerLink::CallEnded(LinkCall* call, const grpc::Status& status, bool was_ready) {
+  std::chrono::milliseconds delay;
+  {
+    absl::MutexLock lock(&mu_);
+    if (call_.get() == call) call_.reset();
+    if (stopped_) return;
+    backoff_ = was_ready ? std::chrono::milliseconds(100) : std::min(backoff_ * 2, std::chrono::milliseconds(2000));
+    delay = backoff_;
+  }
+  if (was_ready) {
+    SLUICE_LOG(kWarning, "gateway") << "link down: worker at " << address_.ToString() << ": "
+                                    << status.error_message() << " (code "
+                                    << status.error_code() << "); reconnecting";
+  } else {
+    SLUICE_LOG(kDebug, "gateway") << "no link to " << address_.ToString() << ": "
+                                  << status.error_message() << "; retry in " << delay.count()
+                                  << " ms";
+  }
+  boost::asio::post(retry_.get_executor(), [this, delay] {
+    retry_.expires_after(delay);
+    retry_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) Connect();
+    });
+  });
+}
+
+// ---- WorkerPool --------------------------------------------------------------------------
+
+WorkerPool::WorkerPool(const Options& options, std::vector<Shard*> shards,
+                       boost::asio::io_context& control)
+    : tick_(control), interval_(options.heartbeat_interval) {
+  for (const HostPort& address : options.workers) {
+    links_.push_back(std::make_unique<WorkerLink>(address, options, shards, control));
+  }
+}
+
+void WorkerPool::Start() {
+  for (auto& link : links_) link->Connect();
+  boost::asio::post(tick_.get_executor(), [this] { ScheduleTick(); });
+}
+
+void WorkerPool::Stop() {
+  for (auto& link : links_) link->Stop();
+  boost::asio::post(tick_.get_executor(), [this] { tick_.cancel(); });
+}
+
+void WorkerPool::ScheduleTick() {
+  tick_.expires_after(interval_ / 2);
+  tick_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    for (auto& link : links_) link->Tick();
+    ScheduleTick();
+  });
+}
+
+std::shared_ptr<LinkCall> WorkerPool::Pick() {
+  std::shared_ptr<LinkCall> best;
+  int64_t best_free = 0;
+  const size_t n = links_.size();
+  const size_t start = rotate_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
+    auto call = links_[(start + i) % n]->ready_call();
+    if (!call) continue;
+    const int64_t free = call->FreeSlots();
+    if (free > best_free) {
+      best_free = free;
+      best = std::move(call);
+    }
+  }
+  if (best) best->Reserve();
+  return best;
+}
+
+size_t WorkerPool::ready_links() {
+  size_t n = 0;
+  for (auto& link : links_) n += link->ready_call() != nullptr;
+  return n;
+}
+
+}  // namespace sluice::gateway

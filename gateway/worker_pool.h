@@ -1,0 +1,130 @@
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/host_port.h"
+#include "common/link_writer.h"
+#include "gateway/options.h"
+#include "sluice/v1/link.grpc.pb.h"
+
+namespace sluice::gateway {
+
+class Shard;
+class WorkerLink;
+
+/// One link stream to one worker (a gRPC client reactor): the handshake, batched writes,
+/// demultiplexing received Frames to shards (one post per shard per Frame), heartbeats, and
+/// the worker's load as last advertised. A new LinkCall is made for each (re)connection.
+/// Thread-safety: Send, Tick and the accessors from any thread.
+/// Lifetime: keeps itself alive until OnDone; connections hold it while they use it.
+class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
+                       public std::enable_shared_from_this<LinkCall> {
+ public:
+  LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*> shards);
+  void Start(v1::Link::Stub& stub);
+
+  /// Queues an envelope. False when the stream has ended (the connection will hear of it).
+  bool Send(v1::Envelope&& envelope);
+  void Tick();
+  void Cancel() { context_.TryCancel(); }
+
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  /// Free slots the worker should still have, as far as this gateway knows.
+  int64_t FreeSlots() const;
+  /// Counts a connection this gateway is about to open on the worker.
+  void Reserve() { assigned_.fetch_add(1, std::memory_order_relaxed); }
+  const v1::Window& worker_window() const { return worker_window_; }
+  const std::string& worker_id() const { return worker_id_; }
+
+ private:
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone(const grpc::Status& status) override;
+  bool HandleWelcome(const v1::Frame& frame);
+  /// No read is outstanding any more: the stream is ending.
+  void EndRead();
+  void MaybeRemoveHold();
+
+  WorkerLink& owner_;
+  const Options& options_;
+  const std::vector<Shard*> shards_;
+  grpc::ClientContext context_;
+  LinkWriter writer_;
+  v1::Frame in_;  // owned by the read in flight
+  std::shared_ptr<LinkCall> self_;
+  std::atomic<bool> read_ended_ = false;
+  std::atomic<bool> hold_removed_ = false;
+  std::atomic<int64_t> last_read_ns_;
+
+  // Set from the Welcome, before ready_ (release).
+  std::string worker_id_;
+  v1::Window worker_window_;
+  std::chrono::milliseconds worker_heartbeat_{1000};
+  std::atomic<bool> ready_ = false;
+
+  std::atomic<int64_t> capacity_ = 0;
+  std::atomic<int64_t> assigned_ = 0;  // our connections with an instance (or an Open) there
+  std::atomic<int64_t> elsewhere_ = 0;  // the worker's instances for other gateways
+};
+
+/// The gateway's relationship with one worker address: a gRPC channel and the current
+/// LinkCall, re-made with backoff (100 ms doubling to 2 s) whenever it ends.
+/// Thread-safety: all methods from any thread.
+class WorkerLink final {
+ public:
+  WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
+             boost::asio::io_context& control);
+  void Connect();
+  /// The current call if it is ready for connections.
+  std::shared_ptr<LinkCall> ready_call();
+  void Tick();
+  void Stop();
+  const HostPort& address() const { return address_; }
+
+ private:
+  friend class LinkCall;
+  void CallEnded(LinkCall* call, const grpc::Status& status, bool was_ready);
+
+  const HostPort address_;
+  const Options& options_;
+  const std::vector<Shard*> shards_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Link::Stub> stub_;
+  boost::asio::steady_timer retry_;
+  absl::Mutex mu_;
+  std::shared_ptr<LinkCall> call_ ABSL_GUARDED_BY(mu_);
+  std::chrono::milliseconds backoff_ ABSL_GUARDED_BY(mu_){100};
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+/// All workers this gateway links to, and admission: Pick() returns the ready link with the
+/// most free slots (ties rotate), or null when none has room — the caller answers 503.
+/// Thread-safety: all methods from any thread.
+class WorkerPool final {
+ public:
+  WorkerPool(const Options& options, std::vector<Shard*> shards, boost::asio::io_context& control);
+  void Start();
+  void Stop();
+  std::shared_ptr<LinkCall> Pick();
+  size_t ready_links();
+
+ private:
+  void ScheduleTick();
+
+  std::vector<std::unique_ptr<WorkerLink>> links_;
+  boost::asio::steady_timer tick_;
+  const std::chrono::milliseconds interval_;
+  std::atomic<size_t> rotate_ = 0;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace sluice {
+
+/// HTTP header list: names lower-cased on the way in, order and duplicates kept. Values are
+/// bytes as sent (ASGI byte strings).
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Address {
+  std::string host;
+  uint16_t port = 0;
+};
+
+/// The ASGI connection scope (asgiref www.rst), plus `url_route`, filled by the Router.
+/// Plain data: copy it freely.
+struct Scope {
+  enum class Type { kHttp, kWebSocket };
+  Type type = Type::kHttp;
+  std::string http_version;  // "1.0" or "1.1"
+  std::string method;        // upper-case; empty for WebSocket
+  std::string scheme;        // http, https, ws, wss
+  std::string path;          // percent-decoded UTF-8, without root_path
+  std::string raw_path;      // bytes as sent, without the query
+  std::string query_string;  // bytes after '?', undecoded
+  std::string root_path;
+  Headers headers;
+  std::optional<Address> client;
+  std::optional<Address> server;
+  std::vector<std::string> subprotocols;  // WebSocket only
+  /// Parameters captured by the Router from the path pattern ("/chat/{room}").
+  std::vector<std::pair<std::string, std::string>> url_route;
+
+  /// The first value of header `name` (lower-case), if present.
+  std::optional<std::string_view> Header(std::string_view name) const;
+  /// A captured URL parameter, if present.
+  std::optional<std::string_view> Param(std::string_view name) const;
+  /// The first value of query parameter `name`, percent-decoded, if present.
+  std::optional<std::string> Query(std::string_view name) const;
+};
+
+// ASGI events. Gateway → application: HttpRequest, HttpDisconnect, WebSocketConnect,
+// WebSocketReceive, WebSocketDisconnect. Application → gateway: the rest.
+struct HttpRequest {
+  std::string body;
+  bool more_body = false;
+};
+struct HttpDisconnect {};
+struct HttpResponseStart {
+  int status = 200;
+  Headers headers;
+  bool trailers = false;
+};
+struct HttpResponseBody {
+  std::string body;
+  bool more_body = false;
+};
+struct WebSocketConnect {};
+struct WebSocketAccept {
+  std::string subprotocol;  // empty: none
+  Headers headers;
+};
+/// websocket.receive and websocket.send: a text (UTF-8) or binary message.
+struct WebSocketMessage {
+  std::string data;
+  bool binary = false;
+};
+struct WebSocketReceive : WebSocketMessage {};
+struct WebSocketSend : WebSocketMessage {};
+struct WebSocketClose {
+  int code = 1000;
+  std::string reason;
+};
+struct WebSocketDisconnect {
+  int code = 1005;
+  std::string reason;
+};
+
+using Event = std::variant<HttpRequest, HttpDisconnect, HttpResponseStart, HttpResponseBody,
+                           WebSocketConnect, WebSocketAccept, WebSocketReceive, WebSocketSend,
+                           WebSocketClose, WebSocketDisconnect>;
+
+/// The ASGI type name of an event ("http.request", "websocket.send", ...).
+std::string_view TypeName(const Event& event);
+
+}  // namespace sluice

@@ -1,0 +1,322 @@
+"""Fixtures for the sluice end-to-end suite: real gateway and worker processes.
+
+Fixtures
+--------
+start_worker(capacity=None, threads=None, extra_args=())  -> Proc  (ready: printed its port)
+start_gateway(workers, threads=None, wait_ready=True, ...) -> Proc (ready: GET /hello == 200)
+stack                                                       -> Stack(worker, gateway)
+
+Every process is stopped in teardown (SIGTERM, up to 5 s, then SIGKILL), also when the test
+failed. stderr/stdout of each process go to files under the test's tmp_path; when a test
+fails, the tail of each process's stderr is attached to the failure report.
+"""
+
+import ctypes
+import itertools
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from e2e_helpers import http_request
+
+REPO = Path(__file__).resolve().parents[2]
+
+READY_LINE_TIMEOUT = 10.0  # seconds to wait for "... listening on HOST:PORT"
+GATEWAY_READY_TIMEOUT = 10.0  # seconds to wait for GET /hello == 200
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+TAIL_LINES = 60
+
+
+def build_dir() -> Path:
+    value = os.environ.get("SLUICE_BUILD_DIR")
+    if not value:
+        return REPO / "build"
+    path = Path(value)
+    return path if path.is_absolute() else (Path.cwd() / path).resolve()
+
+
+def require_binary(relative: str) -> Path:
+    path = build_dir() / relative
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"binary not found or not executable: {path}\n"
+            f"(build the project, or set SLUICE_BUILD_DIR to the build directory)",
+            pytrace=False,
+        )
+    return path
+
+
+def _set_parent_death_signal():
+    # If pytest dies without running teardown, the kernel kills the child.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Proc:
+    """One sluice process. stdout is read by a thread; stderr goes to a file."""
+
+    def __init__(self, name: str, argv: list, log_dir: Path):
+        self.name = name
+        self.argv = argv
+        self.stdout_path = log_dir / f"{name}.stdout.log"
+        self.stderr_path = log_dir / f"{name}.stderr.log"
+        self.host = None
+        self.port = None
+        self.expected_exit = False  # set when the test kills the process on purpose
+        self._stderr_file = open(self.stderr_path, "wb")
+        self._lines: "queue.Queue[bytes | None]" = queue.Queue()
+        self.popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr_file,
+            preexec_fn=_set_parent_death_signal,
+        )
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _read_stdout(self):
+        with open(self.stdout_path, "wb") as out:
+            for line in iter(self.popen.stdout.readline, b""):
+                out.write(line)
+                out.flush()
+                self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for_listening(self, banner: str, timeout: float = READY_LINE_TIMEOUT):
+        """Wait (bounded) for the line '<banner> listening on HOST:PORT' on stdout."""
+        pattern = re.compile(rb"^" + re.escape(banner.encode()) + rb" listening on (\S+):(\d+)\s*$")
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(
+                    f"{self.name}: no '{banner} listening on HOST:PORT' line on stdout "
+                    f"within {timeout:.0f} s\n{self.describe()}",
+                    pytrace=False,
+                )
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                try:
+                    code = self.popen.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    code = "(still running, stdout closed)"
+                pytest.fail(
+                    f"{self.name}: exited (code {code}) before printing '{banner} listening on'"
+                    f"\n{self.describe()}",
+                    pytrace=False,
+                )
+            match = pattern.match(line)
+            if match:
+                self.host = match.group(1).decode()
+                self.port = int(match.group(2))
+                assert self.port != 0, f"{self.name} reported port 0: {line!r}"
+                return
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self):
+        """SIGKILL on purpose (the test expects the process to be gone)."""
+        self.expected_exit = True
+        if self.alive():
+            self.popen.kill()
+        self.popen.wait(timeout=STOP_TIMEOUT)
+
+    def terminate_and_wait(self, sig=signal.SIGTERM, timeout: float = STOP_TIMEOUT):
+        """Send `sig`; return the exit code, or None if it had to be SIGKILLed."""
+        self.expected_exit = True
+        if not self.alive():
+            return self.popen.returncode
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=STOP_TIMEOUT)
+            return None
+
+    def shutdown(self) -> list:
+        """Teardown: stop the process; return a list of problems found."""
+        problems = []
+        if not self.alive():
+            if not self.expected_exit:
+                problems.append(
+                    f"{self.name} exited during the test with code {self.popen.returncode}"
+                )
+        else:
+            code = self.terminate_and_wait(signal.SIGTERM)
+            if code is None:
+                problems.append(
+                    f"{self.name} did not exit within {STOP_TIMEOUT:.0f} s of SIGTERM (SIGKILLed)"
+                )
+            elif code < 0 and code != -signal.SIGTERM:
+                problems.append(
+                    f"{self.name} died with signal {signal.Signals(-code).name} after SIGTERM"
+                )
+        self._reader.join(timeout=2)
+        if self.popen.stdout:
+            self.popen.stdout.close()
+        self._stderr_file.close()
+        return problems
+
+    def stderr_tail(self, lines: int = TAIL_LINES) -> str:
+        try:
+            data = self.stderr_path.read_bytes()
+        except OSError as exc:
+            return f"(cannot read {self.stderr_path}: {exc})"
+        text = data.decode("utf-8", "replace").splitlines()
+        return "\n".join(text[-lines:]) if text else "(empty)"
+
+    def describe(self) -> str:
+        return (
+            f"command: {' '.join(self.argv)}\n"
+            f"--- {self.name} stderr (last {TAIL_LINES} lines, {self.stderr_path}) ---\n"
+            f"{self.stderr_tail()}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for proc in getattr(item, "_sluice_procs", []):
+            report.sections.append(
+                (
+                    f"{proc.name} stderr, last {TAIL_LINES} lines ({proc.stderr_path})",
+                    f"command: {' '.join(proc.argv)}\n{proc.stderr_tail()}",
+                )
+            )
+
+
+@pytest.fixture
+def _procs(request):
+    procs: list = []
+    request.node._sluice_procs = procs
+    yield procs
+    problems = []
+    for proc in reversed(procs):  # gateways (started last) go first
+        try:
+            problems += proc.shutdown()
+        except Exception as exc:  # keep stopping the others
+            problems.append(f"{proc.name}: error while stopping: {exc!r}")
+    if problems:
+        pytest.fail("process teardown problems:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def start_worker(_procs, tmp_path):
+    counter = itertools.count(1)
+
+    def start(*, capacity=None, threads=None, extra_args=()) -> Proc:
+        exe = require_binary("demo/sluice-demo-worker")
+        argv = [str(exe), "--listen", "127.0.0.1:0"]
+        if capacity is not None:
+            argv += ["--capacity", str(capacity)]
+        if threads is not None:
+            argv += ["--threads", str(threads)]
+        argv += list(extra_args)
+        proc = Proc(f"worker{next(counter)}", argv, tmp_path)
+        _procs.append(proc)
+        proc.wait_for_listening("sluice-worker")
+        return proc
+
+    return start
+
+
+def _worker_address(worker) -> str:
+    if isinstance(worker, Proc):
+        return worker.address
+    if isinstance(worker, int):
+        return f"127.0.0.1:{worker}"
+    return str(worker)
+
+
+def wait_gateway_ready(gateway: Proc, timeout: float = GATEWAY_READY_TIMEOUT):
+    """Poll GET /hello until 200 (the gateway links to workers asynchronously)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if not gateway.alive():
+            pytest.fail(
+                f"{gateway.name} exited (code {gateway.popen.returncode}) while waiting for "
+                f"GET /hello == 200\n{gateway.describe()}",
+                pytrace=False,
+            )
+        try:
+            resp = http_request(gateway.port, "GET", "/hello", timeout=2)
+            last = f"HTTP {resp.status}"
+            if resp.status == 200:
+                return
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.05)
+    pytest.fail(
+        f"gateway not ready: GET /hello did not return 200 within {timeout:.0f} s "
+        f"(last: {last})\n{gateway.describe()}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def start_gateway(_procs, tmp_path):
+    counter = itertools.count(1)
+
+    def start(workers, *, threads=None, wait_ready=True, extra_args=()) -> Proc:
+        exe = require_binary("gateway/sluice-gateway")
+        if isinstance(workers, (Proc, int, str)):
+            workers = [workers]
+        argv = [
+            str(exe),
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            ",".join(_worker_address(w) for w in workers),
+        ]
+        if threads is not None:
+            argv += ["--threads", str(threads)]
+        argv += list(extra_args)
+        proc = Proc(f"gateway{next(counter)}", argv, tmp_path)
+        _procs.append(proc)
+        proc.wait_for_listening("sluice-gateway")
+        if wait_ready:
+            wait_gateway_ready(proc)
+        return proc
+
+    return start
+
+
+@dataclass
+class Stack:
+    worker: Proc
+    gateway: Proc
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+
+@pytest.fixture
+def stack(start_worker, start_gateway) -> Stack:
+    worker = start_worker()
+    gateway = start_gateway([worker])
+    return Stack(worker, gateway)

@@ -1,0 +1,131 @@
+#include "worker/codec.h"
+
+namespace sluice::worker {
+namespace {
+
+Headers FromProto(google::protobuf::RepeatedPtrField<v1::Header>* headers) {
+  Headers out;
+  out.reserve(headers->size());
+  for (v1::Header& header : *headers) {
+    out.emplace_back(std::move(*header.mutable_name()), std::move(*header.mutable_value()));
+  }
+  return out;
+}
+
+void ToProto(Headers&& headers, google::protobuf::RepeatedPtrField<v1::Header>* out) {
+  out->Reserve(static_cast<int>(headers.size()));
+  for (auto& [name, value] : headers) {
+    v1::Header* header = out->Add();
+    header->set_name(std::move(name));
+    header->set_value(std::move(value));
+  }
+}
+
+std::optional<Address> FromProto(const v1::Scope& scope, bool client) {
+  if (client ? !scope.has_client() : !scope.has_server()) return std::nullopt;
+  const v1::Address& address = client ? scope.client() : scope.server();
+  return Address{address.host(), static_cast<uint16_t>(address.port())};
+}
+
+}  // namespace
+
+Scope FromProto(v1::Scope&& scope) {
+  Scope out;
+  out.type = scope.type() == v1::Scope::TYPE_WEBSOCKET ? Scope::Type::kWebSocket
+                                                       : Scope::Type::kHttp;
+  out.http_version = std::move(*scope.mutable_http_version());
+  out.method = std::move(*scope.mutable_method());
+  out.scheme = std::move(*scope.mutable_scheme());
+  out.path = std::move(*scope.mutable_path());
+  out.raw_path = std::move(*scope.mutable_raw_path());
+  out.query_string = std::move(*scope.mutable_query_string());
+  out.root_path = std::move(*scope.mutable_root_path());
+  out.headers = FromProto(scope.mutable_headers());
+  out.client = FromProto(scope, /*client=*/true);
+  out.server = FromProto(scope, /*client=*/false);
+  for (std::string& protocol : *scope.mutable_subprotocols()) {
+    out.subprotocols.push_back(std::move(protocol));
+  }
+  return out;
+}
+
+absl::StatusOr<Event> FromProto(v1::Event&& event) {
+  switch (event.kind_case()) {
+    case v1::Event::kHttpRequest: {
+      auto* request = event.mutable_http_request();
+      return HttpRequest{std::move(*request->mutable_body()), request->more_body()};
+    }
+    case v1::Event::kHttpDisconnect:
+      return HttpDisconnect{};
+    case v1::Event::kWebsocketConnect:
+      return WebSocketConnect{};
+    case v1::Event::kWebsocketReceive: {
+      WebSocketReceive out;
+      out.data = std::move(*event.mutable_websocket_receive()->mutable_data());
+      out.binary = event.websocket_receive().binary();
+      return out;
+    }
+    case v1::Event::kWebsocketDisconnect: {
+      auto* gone = event.mutable_websocket_disconnect();
+      return WebSocketDisconnect{static_cast<int>(gone->code()),
+                                 std::move(*gone->mutable_reason())};
+    }
+    default:
+      return absl::InvalidArgumentError("event kind not sent by gateways: " +
+                                        std::to_string(event.kind_case()));
+  }
+}
+
+v1::Event ToProto(Event&& event) {
+  v1::Event out;
+  struct Visitor {
+    v1::Event* out;
+    void operator()(HttpRequest& e) const {
+      auto* m = out->mutable_http_request();
+      m->set_body(std::move(e.body));
+      m->set_more_body(e.more_body);
+    }
+    void operator()(HttpDisconnect&) const { out->mutable_http_disconnect(); }
+    void operator()(HttpResponseStart& e) const {
+      auto* m = out->mutable_http_response_start();
+      m->set_status(static_cast<uint32_t>(e.status));
+      ToProto(std::move(e.headers), m->mutable_headers());
+      m->set_trailers(e.trailers);
+    }
+    void operator()(HttpResponseBody& e) const {
+      auto* m = out->mutable_http_response_body();
+      m->set_body(std::move(e.body));
+      m->set_more_body(e.more_body);
+    }
+    void operator()(WebSocketConnect&) const { out->mutable_websocket_connect(); }
+    void operator()(WebSocketAccept& e) const {
+      auto* m = out->mutable_websocket_accept();
+      m->set_subprotocol(std::move(e.subprotocol));
+      ToProto(std::move(e.headers), m->mutable_headers());
+    }
+    void operator()(WebSocketReceive& e) const {
+      auto* m = out->mutable_websocket_receive();
+      m->set_data(std::move(e.data));
+      m->set_binary(e.binary);
+    }
+    void operator()(WebSocketSend& e) const {
+      auto* m = out->mutable_websocket_send();
+      m->set_data(std::move(e.data));
+      m->set_binary(e.binary);
+    }
+    void operator()(WebSocketClose& e) const {
+      auto* m = out->mutable_websocket_close();
+      m->set_code(static_cast<uint32_t>(e.code));
+      m->set_reason(std::move(e.reason));
+    }
+    void operator()(WebSocketDisconnect& e) const {
+      auto* m = out->mutable_websocket_disconnect();
+      m->set_code(static_cast<uint32_t>(e.code));
+      m->set_reason(std::move(e.reason));
+    }
+  };
+  std::visit(Visitor{&out}, event);
+  return out;
+}
+
+}  // namespace sluice::worker

@@ -1,0 +1,220 @@
+#include "worker/instance.h"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <stdexcept>
+
+#include "common/log.h"
+#include "common/percent.h"
+#include "worker/codec.h"
+#include "worker/link_session.h"
+
+namespace sluice::worker {
+namespace net = boost::asio;
+
+namespace {
+
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (const unsigned char c : s) {
+    constexpr std::string_view kSeparators = "()<>@,;:\\\"/[]?={}";
+    if (c <= 32 || c >= 127 || kSeparators.find(static_cast<char>(c)) != kSeparators.npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void CheckHeaders(const Headers& headers) {
+  for (const auto& [name, value] : headers) {
+    if (!IsToken(name)) throw std::invalid_argument("invalid header name: " + name);
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+      throw std::invalid_argument("invalid value for header " + name);
+    }
+  }
+}
+
+// Codes an endpoint may put in a close frame: 1004-1006 and 1015 are reserved.
+bool SendableCloseCode(int code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+}  // namespace
+
+Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
+                   net::any_io_executor strand, const v1::Window& receive_window,
+                   const v1::Window& send_window)
+    : id_(id),
+      scope_(std::move(scope)),
+      link_(std::move(link)),
+      strand_(std::move(strand)),
+      receive_wake_(strand_, net::steady_timer::time_point::max()),
+      send_wake_(strand_, net::steady_timer::time_point::max()),
+      receive_window_(receive_window),
+      send_credit_(send_window) {}
+
+void Instance::Start(Application& app) {
+  net::co_spawn(strand_, Main(app), [self = shared_from_this()](const std::exception_ptr&) {});
+}
+
+Task<void> Instance::Main(Application& app) {
+  v1::Close::Reason reason = v1::Close::REASON_DONE;
+  std::string detail;
+  try {
+    std::unique_ptr<Consumer> consumer = app.Create(scope_);
+    consumer->Bind(&scope_, this);
+    co_await consumer->Run();
+  } catch (const Disconnected&) {
+    // The client left; nothing to report.
+  } catch (const std::exception& e) {
+    reason = v1::Close::REASON_APP_ERROR;
+    detail = e.what();
+  }
+  if (reason == v1::Close::REASON_APP_ERROR) {
+    SLUICE_LOG(kError, "worker") << "consumer for " << scope_.path << " (connection " << id_
+                                 << ") failed: " << detail;
+  }
+  link_->InstanceEnded(id_, reason, std::move(detail));
+}
+
+void Instance::Deliver(v1::Event&& event) {
+  net::post(strand_, [self = shared_from_this(), event = std::move(event)]() mutable {
+    self->DeliverOnStrand(std::move(event));
+  });
+}
+
+void Instance::DeliverOnStrand(v1::Event&& event) {
+  if (gone_) return;  // after a disconnect nothing else is delivered
+  if (SpendsCredit(event) && !receive_window_.OnReceived(EventBytes(event))) {
+    SLUICE_LOG(kError, "worker") << "gateway overran the credit of connection " << id_
+                                 << "; disconnecting it";
+    PushDisconnect();
+    return;
+  }
+  auto converted = FromProto(std::move(event));
+  if (!converted.ok()) {
+    SLUICE_LOG(kError, "worker") << "connection " << id_ << ": " << converted.status();
+    PushDisconnect();
+    return;
+  }
+  gone_ = std::holds_alternative<HttpDisconnect>(*converted) ||
+          std::holds_alternative<WebSocketDisconnect>(*converted);
+  inbox_.push_back(*std::move(converted));
+  receive_wake_.cancel();
+  if (gone_) send_wake_.cancel();
+}
+
+void Instance::PushDisconnect() {
+  if (gone_) return;
+  gone_ = true;
+  if (scope_.type == Scope::Type::kHttp) {
+    inbox_.emplace_back(HttpDisconnect{});
+  } else {
+    inbox_.emplace_back(WebSocketDisconnect{1006, {}});
+  }
+  receive_wake_.cancel();
+  send_wake_.cancel();
+}
+
+void Instance::Grant(const v1::Window& credit) {
+  net::post(strand_, [self = shared_from_this(), credit] {
+    self->send_credit_.Grant(credit);
+    self->send_wake_.cancel();
+  });
+}
+
+void Instance::LinkLost() {
+  net::post(strand_, [self = shared_from_this()] { self->PushDisconnect(); });
+}
+
+Task<Event> Instance::Receive() {
+  while (inbox_head_ == inbox_.size()) {
+    if (disconnect_received_) throw Disconnected("receive after disconnect");
+    receive_wake_.expires_at(net::steady_timer::time_point::max());
+    co_await receive_wake_.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  Event event = std::move(inbox_[inbox_head_++]);
+  if (inbox_head_ == inbox_.size()) {
+    inbox_.clear();
+    inbox_head_ = 0;
+  }
+  if (std::holds_alternative<HttpDisconnect>(event) ||
+      std::holds_alternative<WebSocketDisconnect>(event)) {
+    disconnect_received_ = true;
+  } else {
+    size_t bytes = 0;
+    if (auto* request = std::get_if<HttpRequest>(&event)) bytes = request->body.size();
+    if (auto* message = std::get_if<WebSocketReceive>(&event)) bytes = message->data.size();
+    if (auto grant = receive_window_.OnConsumed(bytes)) {
+      v1::Envelope envelope;
+      envelope.set_connection_id(id_);
+      *envelope.mutable_credit() = *grant;
+      link_->Enqueue(std::move(envelope));
+    }
+  }
+  co_return event;
+}
+
+void Instance::Check(const Event& event) const {
+  const bool http = scope_.type == Scope::Type::kHttp;
+  const auto fail = [&](std::string_view why) {
+    throw std::logic_error(std::string(TypeName(event)) + ": " + std::string(why));
+  };
+  if (finished_) fail("the response or connection has already ended");
+  if (const auto* start = std::get_if<HttpResponseStart>(&event)) {
+    if (!http) fail("not an HTTP connection");
+    if (started_) fail("response already started");
+    if (start->status < 100 || start->status > 999) fail("status out of range");
+    CheckHeaders(start->headers);
+  } else if (std::holds_alternative<HttpResponseBody>(event)) {
+    if (!http) fail("not an HTTP connection");
+    if (!started_) fail("no http.response.start yet");
+  } else if (const auto* accept = std::get_if<WebSocketAccept>(&event)) {
+    if (http) fail("not a WebSocket");
+    if (started_) fail("already accepted");
+    if (!accept->subprotocol.empty() &&
+        std::find(scope_.subprotocols.begin(), scope_.subprotocols.end(),
+                  accept->subprotocol) == scope_.subprotocols.end()) {
+      fail("subprotocol was not offered by the client");
+    }
+    CheckHeaders(accept->headers);
+  } else if (const auto* message = std::get_if<WebSocketSend>(&event)) {
+    if (http) fail("not a WebSocket");
+    if (!started_) fail("not accepted yet");
+    if (!message->binary && !IsValidUtf8(message->data)) fail("text is not valid UTF-8");
+  } else if (const auto* close = std::get_if<WebSocketClose>(&event)) {
+    if (http) fail("not a WebSocket");
+    if (!SendableCloseCode(close->code)) fail("close code may not be sent (RFC 6455 7.4)");
+    if (close->reason.size() > 123 || !IsValidUtf8(close->reason)) fail("bad close reason");
+  } else {
+    fail("applications do not send this event");
+  }
+}
+
+Task<void> Instance::Send(Event event) {
+  Check(event);
+  while (!gone_ && !send_credit_.CanSend()) {
+    send_wake_.expires_at(net::steady_timer::time_point::max());
+    co_await send_wake_.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  if (gone_) throw Disconnected("client disconnected");
+  if (const auto* body = std::get_if<HttpResponseBody>(&event)) {
+    finished_ = !body->more_body;
+  } else if (std::holds_alternative<WebSocketClose>(event)) {
+    finished_ = true;
+  } else {
+    started_ = started_ || std::holds_alternative<HttpResponseStart>(event) ||
+               std::holds_alternative<WebSocketAccept>(event);
+  }
+  v1::Envelope envelope;
+  envelope.set_connection_id(id_);
+  *envelope.mutable_event() = ToProto(std::move(event));
+  send_credit_.Spend(EventBytes(envelope.event()));
+  link_->Enqueue(std::move(envelope));
+}
+
+}  // namespace sluice::worker

@@ -1,0 +1,62 @@
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "common/log.h"
+#include "sluice/run_worker.h"
+#include "worker/runtime.h"
+
+namespace sluice {
+
+int RunWorker(Application& app, int argc, char** argv) {
+  worker::Options options;
+  uint32_t window_events = options.receive_window.events();
+  uint64_t window_bytes = options.receive_window.bytes();
+  CLI::App cli{"sluice worker: runs consumers for sluice gateways"};
+  cli.add_option("--listen", options.listen, "HOST:PORT for gateway links (port 0: any)")
+      ->capture_default_str();
+  cli.add_option("--capacity", options.capacity, "most connections served at once")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--threads", options.threads, "consumer threads (0: one per core)")
+      ->capture_default_str();
+  cli.add_option("--worker-id", options.worker_id, "name in logs and metrics")
+      ->capture_default_str();
+  cli.add_option("--window-events", window_events, "per-connection inbox, in events")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--window-bytes", window_bytes, "per-connection inbox, in bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  options.receive_window.set_events(window_events);
+  options.receive_window.set_bytes(window_bytes);
+
+  // Block the stop signals in every thread (gRPC's included); main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  worker::Runtime runtime(app, options);
+  if (absl::Status status = runtime.Start(); !status.ok()) {
+    SLUICE_LOG(kError, "worker") << status;
+    return 1;
+  }
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::cout << "sluice-worker listening on " << host << ":" << runtime.port() << std::endl;
+  SLUICE_LOG(kInfo, "worker") << "worker " << options.worker_id << " serving, capacity "
+                              << options.capacity;
+  int signal = 0;
+  sigwait(&signals, &signal);
+  SLUICE_LOG(kInfo, "worker") << "signal " << signal << ": stopping";
+  runtime.Stop();
+  return 0;
+}
+
+}  // namespace sluice

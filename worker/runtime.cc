@@ -1,0 +1,114 @@
+#include "worker/runtime.h"
+
+#include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "common/log.h"
+#include "sluice/v1/link.grpc.pb.h"
+#include "worker/link_session.h"
+
+namespace sluice::worker {
+
+Options::Options() {
+  receive_window.set_events(16);
+  receive_window.set_bytes(1 << 20);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  worker_id = std::string(host) + "-" + std::to_string(getpid());
+}
+
+class Runtime::Service final : public v1::Link::CallbackService {
+ public:
+  explicit Service(Runtime& runtime) : runtime_(runtime) {}
+
+  grpc::ServerBidiReactor<v1::Frame, v1::Frame>* Connect(
+      grpc::CallbackServerContext* context) override {
+    return LinkSession::Start(runtime_, context);
+  }
+
+ private:
+  Runtime& runtime_;
+};
+
+Runtime::Runtime(Application& app, Options options)
+    : app_(app), options_(std::move(options)), tick_(io_) {}
+
+Runtime::~Runtime() { Stop(); }
+
+absl::Status Runtime::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  service_ = std::make_unique<Service>(*this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  // Transport-level liveness under the link's own heartbeats: a peer that stops reading
+  // entirely is cut off by HTTP/2 keepalive.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    return absl::UnavailableError("cannot listen on " + options_.listen);
+  }
+  unsigned threads = options_.threads;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  ScheduleTick();
+  for (unsigned i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      auto work = boost::asio::make_work_guard(io_);
+      io_.run();
+    });
+  }
+  return absl::OkStatus();
+}
+
+void Runtime::Stop() {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_.reset();
+  }
+  io_.stop();
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+bool Runtime::TryAdmit() {
+  uint32_t now = active_.load(std::memory_order_relaxed);
+  do {
+    if (now >= options_.capacity) return false;
+  } while (!active_.compare_exchange_weak(now, now + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void Runtime::Release() { active_.fetch_sub(1, std::memory_order_relaxed); }
+
+void Runtime::AddLink(const std::shared_ptr<LinkSession>& link) {
+  absl::MutexLock lock(&links_mu_);
+  links_.push_back(link);
+}
+
+void Runtime::ScheduleTick() {
+  tick_.expires_after(options_.heartbeat_interval / 2);
+  tick_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::vector<std::shared_ptr<LinkSession>> live;
+    {
+      absl::MutexLock lock(&links_mu_);
+      std::erase_if(links_, [&](const std::weak_ptr<LinkSession>& weak) {
+        auto link = weak.lock();
+        if (!link) return true;
+        live.push_back(std::move(link));
+        return false;
+      });
+    }
+    for (auto& link : live) link->Tick();
+    ScheduleTick();
+  });
+}
+
+}  // namespace sluice::worker
