@@ -46,6 +46,8 @@ class ReceiveWindow final {
   [[nodiscard]] bool OnReceived(size_t bytes);
   /// The application consumed an event of `bytes`. Returns the grant to send, if one is due.
   std::optional<v1::Window> OnConsumed(size_t bytes);
+  /// The sender has spent all its credit: it is waiting for us.
+  bool peer_blocked() const { return !peer_.CanSend(); }
 
  private:
   v1::Window window_;

@@ -38,9 +38,11 @@ absl::StatusOr<std::vector<HostPort>> ParseHostPortList(std::string_view text) {
   std::vector<HostPort> out;
   while (!text.empty()) {
     const size_t comma = text.find(',');
-    const std::string_view part = text.substr(0, comma);
+    std::string_view part = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-    if (part.find_first_not_of(' ') == std::string_view::npos) continue;
+    const size_t first = part.find_first_not_of(" \t");
+    if (first == std::string_view::npos) continue;
+    part = part.substr(first, part.find_last_not_of(" \t") - first + 1);
     auto hp = ParseHostPort(part);
     if (!hp.ok()) return hp.status();
     out.push_back(*std::move(hp));

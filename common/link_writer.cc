@@ -18,7 +18,8 @@ bool LinkWriter::PushFrame(v1::Frame&& frame) {
 
 bool LinkWriter::Heartbeat(std::chrono::steady_clock::duration interval) {
   absl::MutexLock lock(&mu_);
-  if (closed_ || writing_ || std::chrono::steady_clock::now() - last_write_ < interval) {
+  if (closed_ || writing_ ||
+      (last_write_ && std::chrono::steady_clock::now() - *last_write_ < interval)) {
     return false;
   }
   heartbeat_due_ = true;
@@ -36,7 +37,8 @@ void LinkWriter::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
   control_.clear();
-  while (queue_.Pop(&frame_)) {
+  v1::Frame dropped;  // not frame_: a write of it may still be in flight
+  while (queue_.Pop(&dropped)) {
   }
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -52,7 +53,7 @@ class LinkWriter final {
   bool heartbeat_due_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::chrono::steady_clock::time_point last_write_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::chrono::steady_clock::time_point> last_write_ ABSL_GUARDED_BY(mu_);
   v1::Frame frame_;  // owned by the write in flight
 };
 

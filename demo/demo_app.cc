@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -131,6 +132,42 @@ class WebSocketEcho : public WebSocketConsumer {
   Task<void> OnBinary(std::string bytes) override { co_await SendBinary(std::move(bytes)); }
 };
 
+// /ws/slow?delay_ms=N: a slow consumer. Sleeps N ms (default 100) per message, then echoes
+// it; its client is slowed by credit, never buffered without bound.
+class WebSocketSlow final : public WebSocketEcho {
+  Task<void> OnText(std::string text) override {
+    co_await Pause();
+    co_await SendText(std::move(text));
+  }
+  Task<void> OnBinary(std::string bytes) override {
+    co_await Pause();
+    co_await SendBinary(std::move(bytes));
+  }
+  Task<void> Pause() {
+    const int delay_ms = std::clamp(QueryInt(scope(), "delay_ms", 100), 0, 60000);
+    net::steady_timer timer(co_await net::this_coro::executor);
+    timer.expires_after(std::chrono::milliseconds(delay_ms));
+    co_await timer.async_wait(net::use_awaitable);
+  }
+};
+
+// /ws/firehose?count=N&size=B: sends N (default 1000) text messages of B bytes (default 1024,
+// at most 1 MiB) as fast as the client takes them, then closes with 1000. Each message starts
+// with its sequence number, so clients can check order.
+class WebSocketFirehose final : public WebSocketConsumer {
+  Task<void> OnConnect() override {
+    co_await Accept();
+    const int count = std::max(0, QueryInt(scope(), "count", 1000));
+    const size_t size = static_cast<size_t>(std::clamp(QueryInt(scope(), "size", 1024), 1, 1 << 20));
+    for (int i = 0; i < count; ++i) {
+      std::string message = std::to_string(i) + ' ';
+      message.resize(std::max(size, message.size()), 'x');
+      co_await SendText(std::move(message));
+    }
+    co_await Close(1000, "done");
+  }
+};
+
 class WebSocketScope final : public WebSocketEcho {
   Task<void> OnConnect() override {
     co_await WebSocketEcho::OnConnect();
@@ -161,6 +198,8 @@ std::shared_ptr<Router> MakeApp() {
       .Http("/error", Make<Fail>())
       .WebSocket("/ws/echo", Make<WebSocketEcho>())
       .WebSocket("/ws/scope", Make<WebSocketScope>())
+      .WebSocket("/ws/slow", Make<WebSocketSlow>())
+      .WebSocket("/ws/firehose", Make<WebSocketFirehose>())
       .WebSocket("/ws/deny", Make<WebSocketDeny>())
       .WebSocket("/ws/error", Make<WebSocketFail>());
   return router;

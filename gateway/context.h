@@ -4,12 +4,14 @@
 
 namespace sluice::gateway {
 
+struct Metrics;
 class WorkerPool;
 
 /// What every client session needs from its gateway. Outlives all sessions.
 struct Context {
   const Options& options;
   WorkerPool& pool;
+  Metrics& metrics;
 };
 
 }  // namespace sluice::gateway

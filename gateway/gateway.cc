@@ -1,10 +1,10 @@
 #include "gateway/gateway.h"
 
-#include <unistd.h>
-
 #include <boost/asio/executor_work_guard.hpp>
 
+#include "common/process.h"
 #include "gateway/listener.h"
+#include "gateway/metrics.h"
 #include "gateway/shard.h"
 #include "gateway/worker_pool.h"
 
@@ -13,12 +13,11 @@ namespace sluice::gateway {
 Options::Options() {
   receive_window.set_events(16);
   receive_window.set_bytes(1 << 20);
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  gateway_id = std::string(host) + "-" + std::to_string(getpid());
+  gateway_id = DefaultProcessId();
 }
 
-Gateway::Gateway(Options options) : options_(std::move(options)) {
+Gateway::Gateway(Options options)
+    : options_(std::move(options)), metrics_(std::make_unique<Metrics>(registry_)) {
   unsigned threads = options_.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<Shard*> shards;
@@ -27,7 +26,12 @@ Gateway::Gateway(Options options) : options_(std::move(options)) {
     shards.push_back(shards_.back().get());
   }
   pool_ = std::make_unique<WorkerPool>(options_, shards, shards.front()->io());
-  context_ = std::make_unique<Context>(Context{options_, *pool_});
+  context_ = std::make_unique<Context>(Context{options_, *pool_, *metrics_});
+  registry_.AddGaugeFunction("sluice_gateway_workers_ready", "Worker links ready for connections",
+                             [this] { return static_cast<int64_t>(pool_->ready_links()); });
+  registry_.AddGaugeFunction("sluice_gateway_link_queued_bytes",
+                             "Bytes queued on worker links, not yet written",
+                             [this] { return static_cast<int64_t>(pool_->queued_bytes()); });
   listener_ = std::make_shared<Listener>(*context_, shards);
 }
 
@@ -36,6 +40,18 @@ Gateway::~Gateway() { Stop(); }
 absl::Status Gateway::Start() {
   if (absl::Status status = listener_->Open(options_.listen); !status.ok()) return status;
   port_ = listener_->local_endpoint().port();
+  if (options_.admin) {
+    admin_.Route("/metrics", [this] {
+      return AdminServer::Response{200, "text/plain; version=0.0.4", registry_.Render()};
+    });
+    admin_.Route("/healthz", [] { return AdminServer::Response{200, "text/plain", "ok\n"}; });
+    admin_.Route("/readyz", [this] {
+      const size_t ready = pool_->ready_links();
+      if (ready == 0) return AdminServer::Response{503, "text/plain", "no worker link ready\n"};
+      return AdminServer::Response{200, "text/plain", std::to_string(ready) + " workers ready\n"};
+    });
+    if (absl::Status status = admin_.Start(*options_.admin); !status.ok()) return status;
+  }
   pool_->Start();
   listener_->Start();
   for (auto& shard : shards_) {
@@ -49,6 +65,7 @@ absl::Status Gateway::Start() {
 
 void Gateway::Stop() {
   if (threads_.empty()) return;
+  admin_.Stop();
   listener_->Stop();
   pool_->Stop();
   for (auto& shard : shards_) shard->io().stop();

@@ -5,12 +5,15 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/admin_server.h"
+#include "common/metrics.h"
 #include "gateway/context.h"
 #include "gateway/options.h"
 
 namespace sluice::gateway {
 
 class Listener;
+struct Metrics;
 class Shard;
 class WorkerPool;
 
@@ -27,9 +30,13 @@ class Gateway final {
   void Stop();
   /// The bound client port (useful with port 0).
   uint16_t port() const;
+  uint16_t admin_port() const { return admin_.port(); }
 
  private:
   const Options options_;
+  MetricsRegistry registry_;
+  std::unique_ptr<Metrics> metrics_;
+  AdminServer admin_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Context> context_;

@@ -4,11 +4,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
-#include <charconv>
-#include <limits>
 
 #include "common/log.h"
 #include "common/protocol.h"
+#include "gateway/metrics.h"
 #include "gateway/response.h"
 #include "gateway/scope.h"
 #include "gateway/shard.h"
@@ -41,8 +40,14 @@ bool KeepAlive(const RequestParser::Header& request) {
 
 }  // namespace
 
-HttpSession::HttpSession(Shard& shard, const Context& context, net::ip::tcp::socket socket)
-    : shard_(shard), context_(context), stream_(std::move(socket)) {}
+HttpSession::HttpSession(Shard& shard, const Context& context, net::ip::tcp::socket socket,
+                         bool over_limit)
+    : shard_(shard),
+      context_(context),
+      connection_(context.metrics.connections, 1),
+      queued_bytes_(context.metrics.queued_bytes),
+      over_limit_(over_limit),
+      stream_(std::move(socket)) {}
 
 std::shared_ptr<HttpSession> HttpSession::self() {
   return std::static_pointer_cast<HttpSession>(shared_from_this());
@@ -51,40 +56,66 @@ std::shared_ptr<HttpSession> HttpSession::self() {
 void HttpSession::Start() { ReadHeader(); }
 
 void HttpSession::ReadHeader() {
+  if (served_ && buffer_.size() == 0) return AwaitNextRequest();
   parser_.emplace();
   parser_->header_limit(context_.options.max_header_bytes);
-  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());  // streamed, never held
-  if (id_ == 0) {
-    stream_.expires_after(context_.options.http_idle_timeout);
-  } else {
-    stream_.expires_never();  // watching the client while a response streams
-  }
+  parser_->body_limit(context_.options.max_body_bytes);  // streamed, never held whole
+  stream_.expires_after(context_.options.header_timeout);
   reading_ = true;
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = self()](beast::error_code ec, size_t) { self->OnHeader(ec); });
 }
 
+void HttpSession::AwaitNextRequest() {
+  // Between keep-alive requests: the idle timeout runs until the first byte, then the
+  // header timeout.
+  stream_.expires_after(context_.options.http_idle_timeout);
+  reading_ = true;
+  stream_.async_read_some(buffer_.prepare(1024), [self = self()](beast::error_code ec, size_t n) {
+    self->reading_ = false;
+    if (self->dead_) return;
+    if (ec) {
+      if (ec == beast::error::timeout) self->context_.metrics.limit_idle_timeout.Inc();
+      return self->CloseSocket();
+    }
+    self->buffer_.commit(n);
+    self->ReadHeader();
+  });
+}
+
+void HttpSession::Watch() {
+  // The request is read whole; its response may stream for long (SSE). A read stays posted
+  // so a client that leaves is noticed at once. Bytes of a pipelined request wait in buffer_
+  // for their turn (reading stops once some arrive). EndRequest cancels it.
+  stream_.expires_never();
+  reading_ = true;
+  stream_.async_read_some(buffer_.prepare(1024), [self = self()](beast::error_code ec, size_t n) {
+    self->reading_ = false;
+    if (self->dead_) return;
+    if (ec == net::error::operation_aborted) {
+      if (!self->instance_) self->ReadHeader();  // cancelled by EndRequest: the next request
+      return;
+    }
+    if (ec) return self->ClientGone();
+    self->buffer_.commit(n);
+    if (!self->instance_) self->ReadHeader();
+  });
+}
+
 void HttpSession::OnHeader(beast::error_code ec) {
   reading_ = false;
   if (dead_) return;
-  if (id_ != 0) {
-    // The read that watches the client while a request is in progress.
-    if (ec) {
-      ClientGone();
-    } else {
-      parked_ = true;  // pipelined: its turn comes when this response ends
-    }
-    return;
-  }
   if (ec) {
+    auto& metrics = context_.metrics;
     if (ec == http::error::header_limit) {
-      keep_alive_ = false;
-      QueueReply(431, "Request Header Fields Too Large\n", false);
+      Refuse(431, "Request Header Fields Too Large\n", metrics.rejected_header_too_large);
+    } else if (ec == http::error::body_limit) {  // a Content-Length over the limit
+      Refuse(413, "Content Too Large\n", metrics.rejected_body_too_large);
     } else if (IsParseError(ec)) {
-      keep_alive_ = false;
-      QueueReply(400, "Bad Request\n", false);
+      Refuse(400, "Bad Request\n", metrics.rejected_bad_request);
     } else {
-      CloseSocket();  // the client left, or timed out while idle
+      if (ec == beast::error::timeout) metrics.limit_header_timeout.Inc();
+      CloseSocket();  // the client left, or was too slow to send a header
     }
     return;
   }
@@ -95,6 +126,14 @@ void HttpSession::BeginRequest() {
   stream_.expires_never();
   auto& request = parser_->header();
   const bool upgrade = beast::websocket::is_upgrade(request);
+  auto& metrics = context_.metrics;
+  (upgrade ? metrics.websocket_upgrades : metrics.http_requests).Inc();
+  served_ = true;
+  if (over_limit_) {
+    metrics.unavailable.Inc();
+    return Refuse(503, "Service Unavailable: too many connections\n",
+                  metrics.rejected_max_connections);
+  }
   keep_alive_ = KeepAlive(request);
   head_request_ = request.method() == http::verb::head;
   http10_ = request.version() == 10;
@@ -108,37 +147,32 @@ void HttpSession::BeginRequest() {
   }
   auto scope = BuildScope(request, parser_->fields(), upgrade, client, server,
                           context_.options.root_path);
-  if (!scope.ok()) {
-    keep_alive_ = false;
-    QueueReply(400, "Bad Request\n", false);
-    return;
-  }
+  if (!scope.ok()) return Refuse(400, "Bad Request\n", metrics.rejected_bad_request);
   if (upgrade) {
     dead_ = true;  // the socket moves to the WebSocket session
     std::make_shared<WebSocketSession>(shard_, context_, stream_.release_socket(),
-                                       WebSocketSession::Request(std::move(request)))
+                                       WebSocketSession::Request(std::move(request)),
+                                       std::move(connection_))
         ->Start(*std::move(scope));
     return;
   }
-  link_ = context_.pool.Pick();
-  if (!link_) {
+  auto link = context_.pool.Pick();
+  if (!link) {
+    metrics.rejected_no_worker.Inc();
+    metrics.unavailable.Inc();
     keep_alive_ = keep_alive_ && body_done_;
     QueueReply(503, "Service Unavailable: no worker has room\n", /*retry_after=*/true);
     return;
   }
-  id_ = shard_.Register(shared_from_this(), link_.get());
-  credit_.emplace(link_->worker_window());
-  window_.emplace(context_.options.receive_window);
-  v1::Envelope open;
-  open.set_connection_id(id_);
-  *open.mutable_open()->mutable_scope() = *std::move(scope);
-  if (!link_->Send(std::move(open))) return;  // the link is ending: OnLinkLost follows
+  instance_.emplace(shard_.Register(shared_from_this(), link.get()), link,
+                    context_.options.receive_window);
+  if (!instance_->Open(*std::move(scope))) return;  // the link is ending: OnLinkLost follows
 
   if (body_done_) {
     v1::Event event;
     event.mutable_http_request();
-    SendEvent(std::move(event));
-    ReadHeader();  // watch the client
+    instance_->Send(std::move(event));
+    Watch();
     return;
   }
   const auto expect = request[http::field::expect];
@@ -150,7 +184,14 @@ void HttpSession::BeginRequest() {
 }
 
 void HttpSession::ReadBody() {
-  if (reading_ || body_done_ || dead_ || id_ == 0 || !credit_->CanSend()) return;
+  if (reading_ || body_done_ || dead_ || !instance_) return;
+  if (!instance_->CanSend()) {
+    // The consumer is behind: stop reading; TCP pushes back on the client.
+    if (!read_stalled_) context_.metrics.credit_stalls_to_worker.Inc();
+    read_stalled_ = true;
+    return;
+  }
+  read_stalled_ = false;
   if (!chunk_) chunk_ = std::make_unique<char[]>(kHttpChunkBytes);
   parser_->set_body_buffer(chunk_.get(), kHttpChunkBytes);
   reading_ = true;
@@ -160,8 +201,16 @@ void HttpSession::ReadBody() {
 
 void HttpSession::OnBody(beast::error_code ec) {
   reading_ = false;
-  if (dead_ || id_ == 0) return;
+  if (dead_ || !instance_) return;
   if (ec == http::error::need_buffer) ec = {};
+  if (ec == http::error::body_limit) {
+    TellDisconnected();  // a chunked body over the limit: for the instance, the client left
+    if (!head_written_) {
+      return Refuse(413, "Content Too Large\n", context_.metrics.rejected_body_too_large);
+    }
+    context_.metrics.rejected_body_too_large.Inc();
+    return CloseSocket();  // the response has started: cutting it is all that is left
+  }
   if (ec) {
     ClientGone();
     return;
@@ -173,29 +222,29 @@ void HttpSession::OnBody(beast::error_code ec) {
     auto* request = event.mutable_http_request();
     request->set_body(chunk_.get(), n);
     request->set_more_body(!body_done_);
-    SendEvent(std::move(event));
+    instance_->Send(std::move(event));
   }
   if (body_done_) {
     chunk_.reset();
-    ReadHeader();  // watch the client
+    Watch();
   } else {
     ReadBody();
   }
 }
 
-void HttpSession::SendEvent(v1::Event&& event) {
-  if (SpendsCredit(event)) credit_->Spend(EventBytes(event));
-  v1::Envelope envelope;
-  envelope.set_connection_id(id_);
-  *envelope.mutable_event() = std::move(event);
-  link_->Send(std::move(envelope));  // a failed send is followed by OnLinkLost
+void HttpSession::TellDisconnected() {
+  if (!instance_ || worker_done_) return;
+  worker_done_ = true;
+  v1::Event event;
+  event.mutable_http_disconnect();
+  instance_->Send(std::move(event));
 }
 
 void HttpSession::OnEnvelope(v1::Envelope& envelope) {
-  if (dead_ || id_ != envelope.connection_id()) return;
+  if (dead_ || !instance_ || instance_->id() != envelope.connection_id()) return;
   switch (envelope.body_case()) {
     case v1::Envelope::kCredit:
-      credit_->Grant(envelope.credit());
+      instance_->OnCredit(envelope.credit());
       ReadBody();
       break;
     case v1::Envelope::kEvent:
@@ -210,9 +259,11 @@ void HttpSession::OnEnvelope(v1::Envelope& envelope) {
 }
 
 void HttpSession::HandleEvent(v1::Event& event) {
-  if (SpendsCredit(event) && !window_->OnReceived(EventBytes(event))) {
-    Abort("the worker overran its credit");
-    return;
+  if (!instance_->OnReceived(event)) return Abort("the worker overran its credit");
+  if (instance_->worker_blocked() && !stall_.armed()) {
+    context_.metrics.credit_stalls_to_client.Inc();
+    stall_.Arm(stream_.get_executor(), context_.options.slow_client_timeout,
+               [self = self()] { self->SlowClient(); });
   }
   switch (event.kind_case()) {
     case v1::Event::kHttpResponseStart: {
@@ -293,8 +344,15 @@ void HttpSession::QueueBody(std::string&& body, bool more) {
       if (!more) close_after_ = true;
       break;
   }
+  queued_bytes_.Add(static_cast<int64_t>(write.event_bytes));
   writes_.push_back(std::move(write));
   Write();
+}
+
+void HttpSession::Refuse(unsigned status, std::string_view body, Counter& reason) {
+  reason.Inc();
+  keep_alive_ = false;
+  QueueReply(status, body, /*retry_after=*/status == 503);
 }
 
 void HttpSession::QueueReply(unsigned status, std::string_view body, bool retry_after) {
@@ -305,13 +363,8 @@ void HttpSession::QueueReply(unsigned status, std::string_view body, bool retry_
 }
 
 void HttpSession::Grant(size_t bytes) {
-  if (worker_done_ || id_ == 0) return;
-  if (auto grant = window_->OnConsumed(bytes)) {
-    v1::Envelope envelope;
-    envelope.set_connection_id(id_);
-    *envelope.mutable_credit() = *grant;
-    link_->Send(std::move(envelope));
-  }
+  if (worker_done_ || !instance_) return;
+  if (instance_->Consumed(bytes)) stall_.Disarm();
 }
 
 void HttpSession::Write() {
@@ -332,6 +385,7 @@ void HttpSession::OnWrite(beast::error_code ec) {
     return;
   }
   const PendingWrite written = std::move(writes_[write_head_++]);
+  queued_bytes_.Sub(static_cast<int64_t>(written.event_bytes));
   if (write_head_ == writes_.size()) {
     writes_.clear();
     write_head_ = 0;
@@ -345,33 +399,27 @@ void HttpSession::OnWrite(beast::error_code ec) {
 }
 
 void HttpSession::EndResponse() {
-  if (id_ != 0 && !worker_done_) {
-    // ASGI: once the response is sent, receive() gives http.disconnect.
-    v1::Event event;
-    event.mutable_http_disconnect();
-    SendEvent(std::move(event));
-  }
+  TellDisconnected();  // ASGI: once the response is sent, receive() gives http.disconnect
   EndRequest();
 }
 
+void HttpSession::DropInstance() {
+  if (!instance_) return;
+  shard_.Unregister(instance_->id());
+  instance_.reset();
+}
+
 void HttpSession::EndRequest() {
-  if (id_ != 0) shard_.Unregister(id_);
-  id_ = 0;
-  link_.reset();
-  credit_.reset();
-  window_.reset();
+  DropInstance();
   chunk_.reset();
   start_.reset();
   head_written_ = last_queued_ = worker_done_ = false;
   if (close_after_ || !keep_alive_ || !body_done_) {
     CloseSocket();
-  } else if (parked_) {
-    parked_ = false;
-    BeginRequest();
-  } else if (!reading_) {
-    ReadHeader();
+  } else if (reading_) {
+    stream_.socket().cancel();  // the Watch() read; its handler starts the next request
   } else {
-    stream_.expires_after(context_.options.http_idle_timeout);
+    ReadHeader();
   }
 }
 
@@ -385,30 +433,25 @@ void HttpSession::HandleClose(const v1::Close& close) {
     CloseSocket();
     return;
   }
+  keep_alive_ = keep_alive_ && body_done_;
   if (close.reason() == v1::Close::REASON_REJECTED) {
-    keep_alive_ = keep_alive_ && body_done_;
+    context_.metrics.rejected_worker_full.Inc();
+    context_.metrics.unavailable.Inc();
     QueueReply(503, "Service Unavailable: no worker has room\n", /*retry_after=*/true);
-  } else {
-    if (close.reason() == v1::Close::REASON_DONE) {
-      SLUICE_LOG(kWarning, "gateway") << "the application returned without a response";
-    }
-    keep_alive_ = keep_alive_ && body_done_;
-    QueueReply(500, "Internal Server Error\n", false);
+    return;
   }
+  if (close.reason() == v1::Close::REASON_DONE) {
+    SLUICE_LOG(kWarning, "gateway") << "the application returned without a response";
+  }
+  context_.metrics.app_errors.Inc();
+  QueueReply(500, "Internal Server Error\n", false);
 }
 
 void HttpSession::Abort(std::string_view why) {
-  SLUICE_LOG(kError, "gateway") << "connection " << id_ << ": " << why;
-  if (!worker_done_) {
-    v1::Event event;
-    event.mutable_http_disconnect();
-    SendEvent(std::move(event));
-    worker_done_ = true;
-  }
-  if (head_written_) {
-    CloseSocket();
-    return;
-  }
+  SLUICE_LOG(kError, "gateway") << "connection " << instance_->id() << ": " << why;
+  context_.metrics.app_errors.Inc();
+  TellDisconnected();
+  if (head_written_) return CloseSocket();
   keep_alive_ = false;
   start_.reset();
   QueueReply(500, "Internal Server Error\n", false);
@@ -417,36 +460,36 @@ void HttpSession::Abort(std::string_view why) {
 void HttpSession::OnLinkLost() {
   // The registry has already let go of this id.
   worker_done_ = true;
-  if (dead_ || id_ == 0) return;
-  id_ = 0;
-  if (head_written_) {
-    CloseSocket();
-    return;
-  }
+  instance_.reset();
+  if (dead_) return;
+  context_.metrics.worker_lost.Inc();
+  if (head_written_) return CloseSocket();
   keep_alive_ = false;
   start_.reset();
   QueueReply(502, "Bad Gateway: the worker went away\n", false);
 }
 
 void HttpSession::ClientGone() {
-  if (id_ != 0 && !worker_done_) {
-    v1::Event event;
-    event.mutable_http_disconnect();
-    SendEvent(std::move(event));
-  }
-  if (id_ != 0) shard_.Unregister(id_);
-  id_ = 0;
+  TellDisconnected();
   CloseSocket();
+}
+
+void HttpSession::SlowClient() {
+  context_.metrics.slow_client_closes.Inc();
+  SLUICE_LOG(kInfo, "gateway") << "HTTP client read nothing for "
+                               << context_.options.slow_client_timeout.count()
+                               << " s with its response queue full; closing it";
+  ClientGone();
 }
 
 void HttpSession::CloseSocket() {
   if (dead_) return;
   dead_ = true;
+  stall_.Disarm();
   beast::error_code ec;
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
   stream_.close();
-  if (id_ != 0) shard_.Unregister(id_);
-  id_ = 0;
+  DropInstance();
 }
 
 }  // namespace sluice::gateway

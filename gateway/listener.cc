@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "gateway/http_session.h"
+#include "gateway/metrics.h"
 #include "gateway/shard.h"
 
 namespace sluice::gateway {
@@ -59,8 +60,13 @@ void Listener::Accept() {
       return;
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      net::post(shard->io(), [shard, &context = self->context_, socket = std::move(socket)]() mutable {
-        std::make_shared<HttpSession>(*shard, context, std::move(socket))->Start();
+      const Context& context = self->context_;
+      context.metrics.accepted.Inc();
+      // Past the limit the socket is still served, with a 503 to its first request.
+      const bool over_limit = context.metrics.connections.value() >=
+                              static_cast<int64_t>(context.options.max_connections);
+      net::post(shard->io(), [shard, &context, over_limit, socket = std::move(socket)]() mutable {
+        std::make_shared<HttpSession>(*shard, context, std::move(socket), over_limit)->Start();
       });
     }
     self->Accept();

@@ -1,8 +1,8 @@
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <iostream>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "gateway/gateway.h"
 
 int main(int argc, char** argv) {
@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   unsigned idle = options.http_idle_timeout.count();
   unsigned handshake = options.ws_handshake_timeout.count();
   unsigned ws_idle = options.ws_idle_timeout.count();
+  unsigned header_timeout = options.header_timeout.count();
+  unsigned slow_client = options.slow_client_timeout.count();
+  std::string admin;
 
   CLI::App cli{"sluice gateway: holds client HTTP and WebSocket sockets for sluice workers"};
   cli.add_option("--listen", listen, "HOST:PORT for clients (port 0: any)")->capture_default_str();
@@ -27,6 +30,21 @@ int main(int argc, char** argv) {
   cli.add_option("--max-header-bytes", options.max_header_bytes,
                  "largest request header; larger gets 431")
       ->capture_default_str();
+  cli.add_option("--max-body-bytes", options.max_body_bytes,
+                 "largest request body; larger gets 413")
+      ->capture_default_str();
+  cli.add_option("--max-connections", options.max_connections,
+                 "most client sockets at once; past it 503")
+      ->capture_default_str();
+  cli.add_option("--header-timeout", header_timeout,
+                 "seconds a request header may take to arrive (slowloris)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--slow-client-timeout", slow_client,
+                 "seconds a client may leave its full queue unread before it is closed (1008)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--admin", admin, "HOST:PORT serving /metrics, /healthz, /readyz (off when empty)");
   cli.add_option("--max-ws-message", options.max_ws_message_bytes,
                  "largest WebSocket message; larger closes 1009")
       ->capture_default_str();
@@ -62,14 +80,18 @@ int main(int argc, char** argv) {
   options.http_idle_timeout = std::chrono::seconds(idle);
   options.ws_handshake_timeout = std::chrono::seconds(handshake);
   options.ws_idle_timeout = std::chrono::seconds(ws_idle);
+  options.header_timeout = std::chrono::seconds(header_timeout);
+  options.slow_client_timeout = std::chrono::seconds(slow_client);
+  if (!admin.empty()) {
+    auto admin_address = sluice::ParseHostPort(admin);
+    if (!admin_address.ok()) {
+      std::cerr << admin_address.status() << "\n";
+      return 2;
+    }
+    options.admin = *admin_address;
+  }
 
-  // Block the stop signals in every thread; main waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  sluice::BlockStopSignals();  // before any thread starts; main waits for them below
 
   sluice::gateway::Gateway gateway(options);
   if (absl::Status status = gateway.Start(); !status.ok()) {
@@ -78,8 +100,11 @@ int main(int argc, char** argv) {
   }
   std::cout << "sluice-gateway listening on " << options.listen.host << ":" << gateway.port()
             << std::endl;
-  int signal = 0;
-  sigwait(&signals, &signal);
+  if (options.admin) {
+    std::cout << "sluice-gateway admin on " << options.admin->host << ":" << gateway.admin_port()
+              << std::endl;
+  }
+  const int signal = sluice::WaitForStopSignal();
   SLUICE_LOG(kInfo, "gateway") << "signal " << signal << ": stopping";
   gateway.Stop();
   return 0;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,21 @@ struct Options {
   std::chrono::milliseconds heartbeat_interval{1000};
   /// Largest request line plus headers; larger gets 431.
   uint32_t max_header_bytes = 16 * 1024;
+  /// Largest request body; larger gets 413 (at once when Content-Length says so).
+  uint64_t max_body_bytes = 64 << 20;
+  /// Most client sockets open at once; past it requests and handshakes get 503.
+  uint32_t max_connections = 100000;
+  /// A request header must arrive whole within this of its first byte being awaited
+  /// (slowloris).
+  std::chrono::seconds header_timeout{10};
+  /// A client-bound queue that stays full this long (the client reads too slowly) closes the
+  /// connection: WebSocket code 1008, HTTP by closing the socket.
+  std::chrono::seconds slow_client_timeout{10};
+  /// Where /metrics, /healthz and /readyz are served; none when unset.
+  std::optional<HostPort> admin;
   /// Largest WebSocket message; larger closes with 1009.
   uint64_t max_ws_message_bytes = 1 << 20;
-  /// A keep-alive connection idle this long, or a request header slower than this, is closed.
+  /// A keep-alive connection idle this long between requests is closed.
   std::chrono::seconds http_idle_timeout{60};
   /// The application must accept or deny a WebSocket within this.
   std::chrono::seconds ws_handshake_timeout{5};

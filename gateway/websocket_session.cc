@@ -5,6 +5,7 @@
 #include <boost/beast/websocket/error.hpp>
 
 #include "common/log.h"
+#include "gateway/metrics.h"
 #include "gateway/response.h"
 #include "gateway/shard.h"
 #include "gateway/worker_pool.h"
@@ -29,9 +30,13 @@ uint16_t CodeFor(beast::error_code ec, const websocket::close_reason& reason) {
 }  // namespace
 
 WebSocketSession::WebSocketSession(Shard& shard, const Context& context,
-                                   net::ip::tcp::socket socket, Request&& request)
+                                   net::ip::tcp::socket socket, Request&& request,
+                                   GaugeShare connection)
     : shard_(shard),
       context_(context),
+      connection_(std::move(connection)),
+      open_(context.metrics.websockets),
+      queued_bytes_(context.metrics.queued_bytes),
       ws_(std::move(socket)),
       request_(std::make_unique<Request>(std::move(request))) {}
 
@@ -40,34 +45,35 @@ std::shared_ptr<WebSocketSession> WebSocketSession::self() {
 }
 
 void WebSocketSession::Start(v1::Scope&& scope) {
-  link_ = context_.pool.Pick();
-  if (!link_) return Deny(503, "Service Unavailable: no worker has room\n");
-  id_ = shard_.Register(shared_from_this(), link_.get());
-  credit_.emplace(link_->worker_window());
-  window_.emplace(context_.options.receive_window);
-  v1::Envelope open;
-  open.set_connection_id(id_);
-  *open.mutable_open()->mutable_scope() = std::move(scope);
-  if (!link_->Send(std::move(open))) return;  // the link is ending: OnLinkLost follows
+  path_ = scope.path();
+  auto link = context_.pool.Pick();
+  if (!link) {
+    context_.metrics.rejected_no_worker.Inc();
+    return Deny(503, "Service Unavailable: no worker has room\n");
+  }
+  instance_.emplace(shard_.Register(shared_from_this(), link.get()), link,
+                    context_.options.receive_window);
+  if (!instance_->Open(std::move(scope))) return;  // the link is ending: OnLinkLost follows
   v1::Event connect;
   connect.mutable_websocket_connect();
-  SendEvent(std::move(connect));
+  instance_->Send(std::move(connect));
 
   handshake_timer_ = std::make_unique<net::steady_timer>(ws_.get_executor());
   handshake_timer_->expires_after(context_.options.ws_handshake_timeout);
   handshake_timer_->async_wait([self = self()](beast::error_code ec) {
     if (ec || !self->AwaitingApplication()) return;
-    SLUICE_LOG(kWarning, "gateway") << "connection " << self->id_
+    SLUICE_LOG(kWarning, "gateway") << "WebSocket " << self->path_
                                     << ": the application neither accepted nor denied in time";
+    self->context_.metrics.limit_ws_handshake_timeout.Inc();
     self->Deny(504, "Gateway Timeout: the application did not answer the handshake\n");
   });
 }
 
 void WebSocketSession::OnEnvelope(v1::Envelope& envelope) {
-  if (state_ == State::kDone || envelope.connection_id() != id_) return;
+  if (state_ == State::kDone || !instance_ || envelope.connection_id() != instance_->id()) return;
   switch (envelope.body_case()) {
     case v1::Envelope::kCredit:
-      credit_->Grant(envelope.credit());
+      instance_->OnCredit(envelope.credit());
       Read();
       break;
     case v1::Envelope::kEvent:
@@ -75,18 +81,21 @@ void WebSocketSession::OnEnvelope(v1::Envelope& envelope) {
       break;
     case v1::Envelope::kClose: {
       worker_done_ = true;
-      shard_.Unregister(id_);
+      DropInstance();
       const auto reason = envelope.close().reason();
       if (AwaitingApplication()) {
         // Ended before accepting: a refusal (full), a failure, or a plain denial.
         if (reason == v1::Close::REASON_REJECTED) {
+          context_.metrics.rejected_worker_full.Inc();
           Deny(503, "Service Unavailable: no worker has room\n");
         } else if (reason == v1::Close::REASON_APP_ERROR) {
           Deny(500, "Internal Server Error\n");
         } else {
+          context_.metrics.websocket_denied.Inc();
           Deny(403, "Forbidden\n");
         }
       } else if (reason == v1::Close::REASON_APP_ERROR) {
+        context_.metrics.app_errors.Inc();
         Queue({"application error", false, true, 1011});
       } else {
         Queue({{}, false, true, 1000});
@@ -98,34 +107,34 @@ void WebSocketSession::OnEnvelope(v1::Envelope& envelope) {
   }
 }
 
+void WebSocketSession::Fail(std::string_view why) {
+  SLUICE_LOG(kError, "gateway") << "WebSocket " << path_ << ": " << why;
+  context_.metrics.app_errors.Inc();
+  TellDisconnected(1011, {});
+  DropInstance();
+  if (AwaitingApplication()) {
+    Deny(500, "Internal Server Error\n");
+  } else {
+    Queue({"application error", false, true, 1011});
+  }
+}
+
 void WebSocketSession::HandleEvent(v1::Event& event) {
-  const auto fail = [this](std::string_view why) {
-    SLUICE_LOG(kError, "gateway") << "connection " << id_ << ": " << why;
-    if (!worker_done_) {
-      v1::Event gone;
-      gone.mutable_websocket_disconnect()->set_code(1011);
-      SendEvent(std::move(gone));
-      worker_done_ = true;
-      shard_.Unregister(id_);
-    }
-    if (AwaitingApplication()) {
-      Deny(500, "Internal Server Error\n");
-    } else {
-      Queue({"application error", false, true, 1011});
-    }
-  };
-  if (SpendsCredit(event) && !window_->OnReceived(EventBytes(event))) {
-    return fail("the worker overran its credit");
+  if (!instance_->OnReceived(event)) return Fail("the worker overran its credit");
+  if (instance_->worker_blocked() && !stall_.armed()) {
+    context_.metrics.credit_stalls_to_client.Inc();
+    stall_.Arm(ws_.get_executor(), context_.options.slow_client_timeout,
+               [self = self()] { self->SlowClient(); });
   }
   switch (event.kind_case()) {
     case v1::Event::kWebsocketAccept:
-      if (!AwaitingApplication()) return fail("websocket.accept twice");
-      if (!ValidHeaders(event.websocket_accept().headers())) return fail("invalid header");
+      if (!AwaitingApplication()) return Fail("websocket.accept twice");
+      if (!ValidHeaders(event.websocket_accept().headers())) return Fail("invalid header");
       Grant(0);
       Accept(*event.mutable_websocket_accept());
       break;
     case v1::Event::kWebsocketSend: {
-      if (AwaitingApplication()) return fail("websocket.send before websocket.accept");
+      if (AwaitingApplication()) return Fail("websocket.send before websocket.accept");
       auto& message = *event.mutable_websocket_send();
       Queue({std::move(*message.mutable_data()), message.binary(), false, 0});
       break;
@@ -134,6 +143,7 @@ void WebSocketSession::HandleEvent(v1::Event& event) {
       const auto& close = event.websocket_close();
       if (AwaitingApplication()) {
         Grant(0);
+        context_.metrics.websocket_denied.Inc();
         return Deny(403, "Forbidden\n");
       }
       Queue({close.reason(), false, true,
@@ -141,7 +151,7 @@ void WebSocketSession::HandleEvent(v1::Event& event) {
       break;
     }
     default:
-      fail("event not valid for a WebSocket");
+      Fail("event not valid for a WebSocket");
   }
 }
 
@@ -168,6 +178,7 @@ void WebSocketSession::Accept(v1::WebSocketAccept& accept) {
     if (ec) return self->Gone(1006, {});
     if (self->state_ != State::kConnecting) return;
     self->state_ = State::kOpen;
+    self->open_.Add(1);
     self->Read();
     self->Write();
   });
@@ -176,6 +187,7 @@ void WebSocketSession::Accept(v1::WebSocketAccept& accept) {
 void WebSocketSession::Deny(unsigned status, std::string_view body) {
   if (state_ == State::kDone) return;
   handshake_timer_.reset();
+  if (status == 503) context_.metrics.unavailable.Inc();
   Gone(1006, {});  // the request is still held, so the socket stays open for the answer
   request_.reset();
   auto response = std::make_shared<std::string>(
@@ -190,7 +202,14 @@ void WebSocketSession::Deny(unsigned status, std::string_view body) {
 }
 
 void WebSocketSession::Read() {
-  if (reading_ || state_ != State::kOpen || !credit_->CanSend()) return;
+  if (reading_ || state_ != State::kOpen) return;
+  if (!instance_->CanSend()) {
+    // The consumer is behind: stop reading; TCP pushes back on the client.
+    if (!read_stalled_) context_.metrics.credit_stalls_to_worker.Inc();
+    read_stalled_ = true;
+    return;
+  }
+  read_stalled_ = false;
   reading_ = true;
   ws_.async_read(buffer_, [self = self()](beast::error_code ec, size_t bytes) {
     self->OnRead(ec, bytes);
@@ -201,6 +220,10 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t /*bytes*/) {
   reading_ = false;
   if (ec) {
     const uint16_t code = CodeFor(ec, ws_.reason());
+    auto& metrics = context_.metrics;
+    if (code == 1009) metrics.limit_ws_message_too_big.Inc();
+    if (code == 1007) metrics.limit_ws_invalid_utf8.Inc();
+    if (ec == beast::error::timeout) metrics.limit_ws_ping_timeout.Inc();
     const auto& reason = ws_.reason().reason;
     return Gone(code, ec == websocket::error::closed
                           ? std::string_view(reason.data(), reason.size())
@@ -213,7 +236,7 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t /*bytes*/) {
   message->set_binary(!ws_.got_text());
   buffer_.consume(buffer_.size());
   buffer_.shrink_to_fit();  // an idle socket holds no read buffer
-  SendEvent(std::move(event));
+  instance_->Send(std::move(event));
   Read();
 }
 
@@ -222,6 +245,7 @@ void WebSocketSession::Queue(Outgoing&& message) {
     if (!message.close) Grant(message.data.size());
     return;
   }
+  queued_bytes_.Add(static_cast<int64_t>(message.data.size()));
   outgoing_.push_back(std::move(message));
   Write();
 }
@@ -250,6 +274,7 @@ void WebSocketSession::OnWrite(beast::error_code ec) {
   writing_ = false;
   if (ec) return Gone(1006, {});
   const size_t bytes = outgoing_[out_head_++].data.size();
+  queued_bytes_.Sub(static_cast<int64_t>(bytes));
   if (out_head_ == outgoing_.size()) {
     outgoing_.clear();
     out_head_ = 0;
@@ -258,27 +283,54 @@ void WebSocketSession::OnWrite(beast::error_code ec) {
   Write();
 }
 
-void WebSocketSession::SendEvent(v1::Event&& event) {
-  if (SpendsCredit(event)) credit_->Spend(EventBytes(event));
-  v1::Envelope envelope;
-  envelope.set_connection_id(id_);
-  *envelope.mutable_event() = std::move(event);
-  link_->Send(std::move(envelope));
+void WebSocketSession::Grant(size_t bytes) {
+  if (worker_done_ || !instance_) return;
+  if (instance_->Consumed(bytes) && !slow_closing_) stall_.Disarm();
 }
 
-void WebSocketSession::Grant(size_t bytes) {
-  if (worker_done_ || !window_) return;
-  if (auto grant = window_->OnConsumed(bytes)) {
-    v1::Envelope envelope;
-    envelope.set_connection_id(id_);
-    *envelope.mutable_credit() = *grant;
-    link_->Send(std::move(envelope));
+void WebSocketSession::TellDisconnected(uint16_t code, std::string_view reason) {
+  if (!instance_ || worker_done_) return;
+  worker_done_ = true;
+  v1::Event event;
+  auto* gone = event.mutable_websocket_disconnect();
+  gone->set_code(code);
+  gone->set_reason(std::string(reason));
+  instance_->Send(std::move(event));
+}
+
+void WebSocketSession::DropInstance() {
+  if (!instance_) return;
+  shard_.Unregister(instance_->id());
+  instance_.reset();
+}
+
+void WebSocketSession::SlowClient() {
+  if (state_ != State::kOpen || slow_closing_) return;
+  slow_closing_ = true;
+  context_.metrics.slow_client_closes.Inc();
+  SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": client read nothing for "
+                               << context_.options.slow_client_timeout.count()
+                               << " s with its queue full; closing it with 1008";
+  // Drop what waits behind the write in flight, then queue the close frame.
+  const size_t keep = out_head_ + (writing_ ? 1 : 0);
+  for (size_t i = keep; i < outgoing_.size(); ++i) {
+    queued_bytes_.Sub(static_cast<int64_t>(outgoing_[i].data.size()));
   }
+  outgoing_.resize(keep);
+  Queue({"client too slow", false, true, 1008});
+  stall_.Disarm();
+  stall_.Arm(ws_.get_executor(), context_.options.slow_client_timeout, [self = self()] {
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    self->Gone(1008, "client too slow");
+  });
 }
 
 void WebSocketSession::OnLinkLost() {
   // The registry has already let go of this id.
   worker_done_ = true;
+  instance_.reset();
+  context_.metrics.worker_lost.Inc();
   if (AwaitingApplication()) return Deny(502, "Bad Gateway: the worker went away\n");
   Queue({"worker lost", false, true, 1011});
 }
@@ -286,15 +338,8 @@ void WebSocketSession::OnLinkLost() {
 void WebSocketSession::Gone(uint16_t code, std::string_view reason) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
-  if (id_ != 0 && !worker_done_) {
-    v1::Event event;
-    auto* gone = event.mutable_websocket_disconnect();
-    gone->set_code(code);
-    gone->set_reason(std::string(reason));
-    SendEvent(std::move(event));
-    worker_done_ = true;
-  }
-  if (id_ != 0) shard_.Unregister(id_);
+  TellDisconnected(code, reason);
+  DropInstance();
   outgoing_.clear();
   out_head_ = 0;
   if (!request_) {

@@ -12,13 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "common/credit.h"
 #include "gateway/context.h"
+#include "common/metrics.h"
 #include "gateway/endpoint.h"
+#include "gateway/instance_link.h"
+#include "gateway/stall_timer.h"
 
 namespace sluice::gateway {
 
-class LinkCall;
 class Shard;
 
 /// One WebSocket client. The upgrade request opens an instance (websocket.connect); the
@@ -34,7 +35,7 @@ class WebSocketSession final : public Endpoint {
   using Request = boost::beast::http::request<boost::beast::http::empty_body>;
 
   WebSocketSession(Shard& shard, const Context& context, boost::asio::ip::tcp::socket socket,
-                   Request&& request);
+                   Request&& request, GaugeShare connection);
   /// Opens the instance for `scope` (built by the HttpSession that read the upgrade).
   void Start(v1::Scope&& scope);
 
@@ -56,28 +57,40 @@ class WebSocketSession final : public Endpoint {
   void HandleEvent(v1::Event& event);
   void Accept(v1::WebSocketAccept& accept);
   void Deny(unsigned status, std::string_view body);
+  /// Ends the instance and closes with 1011 after an application failure or protocol break.
+  void Fail(std::string_view why);
+  /// The client-bound queue stayed full for --slow-client-timeout: drop what is queued and
+  /// close with 1008; if even the close frame cannot go out in as long again, cut the socket.
+  void SlowClient();
   void Read();
   void OnRead(boost::beast::error_code ec, size_t bytes);
   void Queue(Outgoing&& message);
   void Write();
   void OnWrite(boost::beast::error_code ec);
-  void SendEvent(v1::Event&& event);
   void Grant(size_t bytes);
+  /// Sends websocket.disconnect unless the instance has ended or already had it.
+  void TellDisconnected(uint16_t code, std::string_view reason);
+  /// Forgets the instance (unregistering its id): nothing more is sent to it.
+  void DropInstance();
   /// The socket is finished (closed by either side or lost): tell the instance, once.
   void Gone(uint16_t code, std::string_view reason);
 
   Shard& shard_;
   const Context& context_;
+  GaugeShare connection_;    // in sluice_gateway_connections
+  GaugeShare open_;          // in sluice_gateway_websockets once accepted
+  GaugeShare queued_bytes_;  // client-bound payload in outgoing_
+  StallTimer stall_;         // armed while the worker has no credit left (client slow)
+  bool read_stalled_ = false;
+  bool slow_closing_ = false;
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   boost::beast::flat_buffer buffer_;  // released after each message
   std::unique_ptr<Request> request_;  // until the handshake is answered
   bool accepting_ = false;            // the application accepted; the handshake is underway
   std::unique_ptr<boost::asio::steady_timer> handshake_timer_;
   State state_ = State::kConnecting;
-  uint64_t id_ = 0;
-  std::shared_ptr<LinkCall> link_;
-  std::optional<SendCredit> credit_;     // towards the worker
-  std::optional<ReceiveWindow> window_;  // from the worker
+  std::optional<InstanceLink> instance_;
+  std::string path_;  // for log lines
   bool reading_ = false;
   bool writing_ = false;
   bool worker_done_ = false;

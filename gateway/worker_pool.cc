@@ -3,24 +3,15 @@
 #include <boost/asio/post.hpp>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "common/protocol.h"
 #include "gateway/shard.h"
 
 namespace sluice::gateway {
-namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 // ---- LinkCall ----------------------------------------------------------------------------
 
 LinkCall::LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*> shards)
-    : owner_(owner), options_(options), shards_(std::move(shards)), last_read_ns_(NowNs()) {}
+    : owner_(owner), options_(options), shards_(std::move(shards)), last_read_ns_(MonotonicNanos()) {}
 
 void LinkCall::Start(v1::Link::Stub& stub) {
   self_ = shared_from_this();
@@ -55,7 +46,7 @@ int64_t LinkCall::FreeSlots() const {
 void LinkCall::Tick() {
   if (!ready()) return;
   if (writer_.Heartbeat(options_.heartbeat_interval)) StartWrite(writer_.frame());
-  const auto silent = std::chrono::nanoseconds(NowNs() - last_read_ns_.load());
+  const auto silent = std::chrono::nanoseconds(MonotonicNanos() - last_read_ns_.load());
   if (silent > 4 * worker_heartbeat_) {
     SLUICE_LOG(kWarning, "gateway")
         << "worker " << worker_id_ << " at " << owner_.address().ToString() << " silent for "
@@ -70,7 +61,7 @@ void LinkCall::OnReadDone(bool ok) {
     EndRead();
     return;
   }
-  last_read_ns_.store(NowNs());
+  last_read_ns_.store(MonotonicNanos());
   if (!ready() && !HandleWelcome(in_)) return;
   if (in_.has_capacity()) {
     const v1::Capacity& c = in_.capacity();
@@ -181,13 +172,13 @@ std::shared_ptr<LinkCall> WorkerLink::ready_call() {
   return nullptr;
 }
 
+std::shared_ptr<LinkCall> WorkerLink::call() {
+  absl::MutexLock lock(&mu_);
+  return call_;
+}
+
 void WorkerLink::Tick() {
-  std::shared_ptr<LinkCall> call;
-  {
-    absl::MutexLock lock(&mu_);
-    call = call_;
-  }
-  if (call) call->Tick();
+  if (auto current = call()) current->Tick();
 }
 
 void WorkerLink::Stop() {
@@ -271,6 +262,14 @@ std::shared_ptr<LinkCall> WorkerPool::Pick() {
   }
   if (best) best->Reserve();
   return best;
+}
+
+size_t WorkerPool::queued_bytes() {
+  size_t bytes = 0;
+  for (auto& link : links_) {
+    if (auto call = link->call()) bytes += call->queued_bytes();
+  }
+  return bytes;
 }
 
 size_t WorkerPool::ready_links() {

@@ -45,6 +45,7 @@ class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
   void Reserve() { assigned_.fetch_add(1, std::memory_order_relaxed); }
   const v1::Window& worker_window() const { return worker_window_; }
   const std::string& worker_id() const { return worker_id_; }
+  size_t queued_bytes() const { return writer_.queued_bytes(); }
 
  private:
   void OnReadDone(bool ok) override;
@@ -87,6 +88,7 @@ class WorkerLink final {
   void Connect();
   /// The current call if it is ready for connections.
   std::shared_ptr<LinkCall> ready_call();
+  std::shared_ptr<LinkCall> call();
   void Tick();
   void Stop();
   const HostPort& address() const { return address_; }
@@ -117,6 +119,7 @@ class WorkerPool final {
   void Stop();
   std::shared_ptr<LinkCall> Pick();
   size_t ready_links();
+  size_t queued_bytes();
 
  private:
   void ScheduleTick();

@@ -47,13 +47,15 @@ bool SendableCloseCode(int code) {
 
 Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
                    net::any_io_executor strand, const v1::Window& receive_window,
-                   const v1::Window& send_window)
+                   const v1::Window& send_window, Metrics& metrics)
     : id_(id),
       scope_(std::move(scope)),
       link_(std::move(link)),
       strand_(std::move(strand)),
       receive_wake_(strand_, net::steady_timer::time_point::max()),
       send_wake_(strand_, net::steady_timer::time_point::max()),
+      metrics_(metrics),
+      inbox_bytes_(metrics.queued_bytes),
       receive_window_(receive_window),
       send_credit_(send_window) {}
 
@@ -75,6 +77,7 @@ Task<void> Instance::Main(Application& app) {
     detail = e.what();
   }
   if (reason == v1::Close::REASON_APP_ERROR) {
+    metrics_.app_errors.Inc();
     SLUICE_LOG(kError, "worker") << "consumer for " << scope_.path << " (connection " << id_
                                  << ") failed: " << detail;
   }
@@ -89,7 +92,9 @@ void Instance::Deliver(v1::Event&& event) {
 
 void Instance::DeliverOnStrand(v1::Event&& event) {
   if (gone_) return;  // after a disconnect nothing else is delivered
-  if (SpendsCredit(event) && !receive_window_.OnReceived(EventBytes(event))) {
+  const size_t bytes = EventBytes(event);
+  if (SpendsCredit(event) && !receive_window_.OnReceived(bytes)) {
+    metrics_.protocol_errors.Inc();
     SLUICE_LOG(kError, "worker") << "gateway overran the credit of connection " << id_
                                  << "; disconnecting it";
     PushDisconnect();
@@ -104,6 +109,7 @@ void Instance::DeliverOnStrand(v1::Event&& event) {
   gone_ = std::holds_alternative<HttpDisconnect>(*converted) ||
           std::holds_alternative<WebSocketDisconnect>(*converted);
   inbox_.push_back(*std::move(converted));
+  inbox_bytes_.Add(static_cast<int64_t>(bytes));
   receive_wake_.cancel();
   if (gone_) send_wake_.cancel();
 }
@@ -149,6 +155,7 @@ Task<Event> Instance::Receive() {
     size_t bytes = 0;
     if (auto* request = std::get_if<HttpRequest>(&event)) bytes = request->body.size();
     if (auto* message = std::get_if<WebSocketReceive>(&event)) bytes = message->data.size();
+    inbox_bytes_.Sub(static_cast<int64_t>(bytes));
     if (auto grant = receive_window_.OnConsumed(bytes)) {
       v1::Envelope envelope;
       envelope.set_connection_id(id_);
@@ -197,6 +204,7 @@ void Instance::Check(const Event& event) const {
 
 Task<void> Instance::Send(Event event) {
   Check(event);
+  if (!gone_ && !send_credit_.CanSend()) metrics_.send_stalls.Inc();
   while (!gone_ && !send_credit_.CanSend()) {
     send_wake_.expires_at(net::steady_timer::time_point::max());
     co_await send_wake_.async_wait(net::as_tuple(net::use_awaitable));

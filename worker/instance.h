@@ -9,6 +9,7 @@
 #include "common/credit.h"
 #include "sluice/consumer.h"
 #include "sluice/v1/link.pb.h"
+#include "worker/metrics.h"
 
 namespace sluice::worker {
 
@@ -23,7 +24,7 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
  public:
   Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
            boost::asio::any_io_executor strand, const v1::Window& receive_window,
-           const v1::Window& send_window);
+           const v1::Window& send_window, Metrics& metrics);
 
   /// Creates the consumer and runs it on the strand; tells the link when it has ended.
   void Start(Application& app);
@@ -51,6 +52,8 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   boost::asio::steady_timer send_wake_;
   std::vector<Event> inbox_;  // FIFO; small: bounded by the receive window
   size_t inbox_head_ = 0;
+  Metrics& metrics_;
+  GaugeShare inbox_bytes_;
   ReceiveWindow receive_window_;
   SendCredit send_credit_;
   bool gone_ = false;                // a disconnect is in the inbox or was received

@@ -3,22 +3,13 @@
 #include <boost/asio/strand.hpp>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "common/protocol.h"
 #include "worker/codec.h"
 #include "worker/instance.h"
 #include "worker/runtime.h"
 
 namespace sluice::worker {
-namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 LinkSession* LinkSession::Start(Runtime& runtime, grpc::CallbackServerContext* context) {
   auto link = std::shared_ptr<LinkSession>(new LinkSession(runtime, context));
   link->self_ = link;
@@ -36,7 +27,8 @@ LinkSession::LinkSession(Runtime& runtime, grpc::CallbackServerContext* context)
         capacity->set_active_total(runtime_.active());
         capacity->set_active_link(active_.load(std::memory_order_relaxed));
       }),
-      last_read_ns_(NowNs()) {}
+      last_read_ns_(MonotonicNanos()),
+      link_gauge_(runtime.metrics().links, 1) {}
 
 void LinkSession::Enqueue(v1::Envelope&& envelope) {
   if (writer_.Push(std::move(envelope))) StartWrite(writer_.frame());
@@ -59,7 +51,7 @@ void LinkSession::InstanceEnded(uint64_t id, v1::Close::Reason reason, std::stri
 void LinkSession::Tick() {
   if (!greeted_.load(std::memory_order_acquire)) return;
   if (writer_.Heartbeat(runtime_.options().heartbeat_interval)) StartWrite(writer_.frame());
-  const auto silent = std::chrono::nanoseconds(NowNs() - last_read_ns_.load());
+  const auto silent = std::chrono::nanoseconds(MonotonicNanos() - last_read_ns_.load());
   if (silent > 4 * gateway_heartbeat_) {
     SLUICE_LOG(kWarning, "worker")
         << "gateway " << gateway_id_ << " silent for "
@@ -74,7 +66,7 @@ void LinkSession::OnReadDone(bool ok) {
     EndStream(grpc::Status::OK);
     return;
   }
-  last_read_ns_.store(NowNs());
+  last_read_ns_.store(MonotonicNanos());
   if (!greeted_) {
     if (!HandleHello(in_)) return;
   }
@@ -86,6 +78,7 @@ void LinkSession::OnReadDone(bool ok) {
 bool LinkSession::HandleHello(const v1::Frame& frame) {
   const Options& options = runtime_.options();
   if (!frame.has_hello() || frame.hello().protocol_version() != kProtocolVersion) {
+    runtime_.metrics().protocol_errors.Inc();
     SLUICE_LOG(kError, "worker") << "link refused: no Hello with protocol version "
                                  << kProtocolVersion;
     EndStream(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -132,6 +125,7 @@ void LinkSession::HandleEnvelope(v1::Envelope& envelope) {
 
 void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
   if (!runtime_.TryAdmit()) {
+    runtime_.metrics().rejected.Inc();
     v1::Envelope rejected;
     rejected.set_connection_id(id);
     rejected.mutable_close()->set_reason(v1::Close::REASON_REJECTED);
@@ -140,8 +134,8 @@ void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
     return;
   }
   auto instance = std::make_shared<Instance>(
-      id, FromProto(std::move(scope)), shared_from_this(),
-      boost::asio::make_strand(runtime_.io()), runtime_.options().receive_window, send_window_);
+      id, FromProto(std::move(scope)), shared_from_this(), boost::asio::make_strand(runtime_.io()),
+      runtime_.options().receive_window, send_window_, runtime_.metrics());
   {
     absl::MutexLock lock(&mu_);
     if (!instances_.emplace(id, instance).second) {
@@ -152,6 +146,7 @@ void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
     }
   }
   active_.fetch_add(1, std::memory_order_relaxed);
+  runtime_.metrics().instances_started.Inc();
   instance->Start(runtime_.app());
 }
 

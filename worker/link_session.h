@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/link_writer.h"
+#include "common/metrics.h"
 #include "sluice/v1/link.pb.h"
 
 namespace sluice::worker {
@@ -64,6 +65,7 @@ class LinkSession final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
 
   std::atomic<int64_t> last_read_ns_;
   std::atomic<uint32_t> active_ = 0;  // instances of this link, for capacity adverts
+  GaugeShare link_gauge_;
 
   absl::Mutex mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Instance>> instances_ ABSL_GUARDED_BY(mu_);

@@ -1,8 +1,8 @@
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <iostream>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "sluice/run_worker.h"
 #include "worker/runtime.h"
 
@@ -22,6 +22,8 @@ int RunWorker(Application& app, int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--worker-id", options.worker_id, "name in logs and metrics")
       ->capture_default_str();
+  std::string admin;
+  cli.add_option("--admin", admin, "HOST:PORT serving /metrics and /healthz (off when empty)");
   cli.add_option("--window-events", window_events, "per-connection inbox, in events")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -33,15 +35,18 @@ int RunWorker(Application& app, int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
+  if (!admin.empty()) {
+    auto address = ParseHostPort(admin);
+    if (!address.ok()) {
+      std::cerr << address.status() << "\n";
+      return 2;
+    }
+    options.admin = *address;
+  }
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
 
-  // Block the stop signals in every thread (gRPC's included); main waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  BlockStopSignals();  // before gRPC starts its threads; waited for below
 
   worker::Runtime runtime(app, options);
   if (absl::Status status = runtime.Start(); !status.ok()) {
@@ -50,10 +55,13 @@ int RunWorker(Application& app, int argc, char** argv) {
   }
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::cout << "sluice-worker listening on " << host << ":" << runtime.port() << std::endl;
+  if (options.admin) {
+    std::cout << "sluice-worker admin on " << options.admin->host << ":" << runtime.admin_port()
+              << std::endl;
+  }
   SLUICE_LOG(kInfo, "worker") << "worker " << options.worker_id << " serving, capacity "
                               << options.capacity;
-  int signal = 0;
-  sigwait(&signals, &signal);
+  const int signal = WaitForStopSignal();
   SLUICE_LOG(kInfo, "worker") << "signal " << signal << ": stopping";
   runtime.Stop();
   return 0;

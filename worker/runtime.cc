@@ -1,11 +1,10 @@
 #include "worker/runtime.h"
 
 #include <grpcpp/health_check_service_interface.h>
-#include <unistd.h>
-
 #include <boost/asio/executor_work_guard.hpp>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "sluice/v1/link.grpc.pb.h"
 #include "worker/link_session.h"
 
@@ -14,9 +13,7 @@ namespace sluice::worker {
 Options::Options() {
   receive_window.set_events(16);
   receive_window.set_bytes(1 << 20);
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
-  worker_id = std::string(host) + "-" + std::to_string(getpid());
+  worker_id = DefaultProcessId();
 }
 
 class Runtime::Service final : public v1::Link::CallbackService {
@@ -55,6 +52,17 @@ absl::Status Runtime::Start() {
   if (!server_ || port_ == 0) {
     return absl::UnavailableError("cannot listen on " + options_.listen);
   }
+  registry_.AddGaugeFunction("sluice_worker_instances", "Application instances running",
+                              [this] { return static_cast<int64_t>(active()); });
+  registry_.AddGaugeFunction("sluice_worker_capacity", "Most instances at once",
+                             [this] { return static_cast<int64_t>(options_.capacity); });
+  if (options_.admin) {
+    admin_.Route("/metrics", [this] {
+      return AdminServer::Response{200, "text/plain; version=0.0.4", registry_.Render()};
+    });
+    admin_.Route("/healthz", [] { return AdminServer::Response{200, "text/plain", "ok\n"}; });
+    if (absl::Status status = admin_.Start(*options_.admin); !status.ok()) return status;
+  }
   unsigned threads = options_.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   ScheduleTick();
@@ -68,6 +76,7 @@ absl::Status Runtime::Start() {
 }
 
 void Runtime::Stop() {
+  admin_.Stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     server_.reset();

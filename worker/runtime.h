@@ -8,14 +8,19 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "common/admin_server.h"
+#include "common/host_port.h"
+#include "common/metrics.h"
 #include "sluice/consumer.h"
 #include "sluice/v1/link.pb.h"
+#include "worker/metrics.h"
 
 namespace sluice::worker {
 
@@ -31,6 +36,8 @@ struct Options {
   /// Initial per-connection credit granted to gateways: the bound of each instance's inbox.
   v1::Window receive_window;
   std::chrono::milliseconds heartbeat_interval{1000};
+  /// Where /metrics and /healthz are served; none when unset.
+  std::optional<HostPort> admin;
 
   Options();
 };
@@ -49,6 +56,7 @@ class Runtime final {
   /// Stops accepting links, ends the open ones (grace: 2 s), and joins the threads.
   void Stop();
   int port() const { return port_; }
+  uint16_t admin_port() const { return admin_.port(); }
 
   // For links and instances.
   bool TryAdmit();
@@ -57,6 +65,7 @@ class Runtime final {
   Application& app() { return app_; }
   const Options& options() const { return options_; }
   boost::asio::io_context& io() { return io_; }
+  Metrics& metrics() { return metrics_; }
   void AddLink(const std::shared_ptr<LinkSession>& link);
 
  private:
@@ -65,6 +74,9 @@ class Runtime final {
 
   Application& app_;
   const Options options_;
+  MetricsRegistry registry_;
+  Metrics metrics_{registry_};
+  AdminServer admin_;
   boost::asio::io_context io_;
   boost::asio::steady_timer tick_;
   std::vector<std::thread> threads_;

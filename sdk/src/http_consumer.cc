@@ -1,8 +1,20 @@
 #include "sluice/http_consumer.h"
 
+#include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 namespace sluice {
+namespace {
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
 
 Task<void> HttpConsumer::Run() { co_await Handle(); }
 
@@ -33,7 +45,7 @@ Task<std::string> HttpConsumer::ReadBody(size_t max_bytes) {
 Task<void> HttpConsumer::Respond(int status, std::string body, Headers headers,
                                  std::string_view content_type) {
   bool has_type = false;
-  for (const auto& header : headers) has_type |= header.first == "content-type";
+  for (const auto& header : headers) has_type |= IEquals(header.first, "content-type");
   if (!has_type && !content_type.empty()) headers.emplace_back("content-type", content_type);
   co_await StartResponse(status, std::move(headers));
   co_await SendBody(std::move(body), false);

@@ -2,9 +2,14 @@
 
 Fixtures
 --------
-start_worker(capacity=None, threads=None, extra_args=())  -> Proc  (ready: printed its port)
-start_gateway(workers, threads=None, wait_ready=True, ...) -> Proc (ready: GET /hello == 200)
-stack                                                       -> Stack(worker, gateway)
+start_worker(capacity=None, threads=None, admin=False, extra_args=())
+                                      -> Proc (ready: printed its port)
+start_gateway(workers, threads=None, wait_ready=True, admin=False, extra_args=())
+                                      -> Proc (ready: GET /hello == 200)
+stack                                 -> Stack(worker, gateway)
+
+With admin=True the process is started with `--admin 127.0.0.1:0`; the fixture waits for its
+"... admin on HOST:PORT" line and sets `proc.admin_port` (see e2e_helpers.scrape_metrics).
 
 Every process is stopped in teardown (SIGTERM, up to 5 s, then SIGKILL), also when the test
 failed. stderr/stdout of each process go to files under the test's tmp_path; when a test
@@ -73,6 +78,7 @@ class Proc:
         self.stderr_path = log_dir / f"{name}.stderr.log"
         self.host = None
         self.port = None
+        self.admin_port = None  # set by wait_for_admin (processes started with admin=True)
         self.expected_exit = False  # set when the test kills the process on purpose
         self._stderr_file = open(self.stderr_path, "wb")
         self._lines: "queue.Queue[bytes | None]" = queue.Queue()
@@ -98,16 +104,19 @@ class Proc:
                 self._lines.put(line)
         self._lines.put(None)
 
-    def wait_for_listening(self, banner: str, timeout: float = READY_LINE_TIMEOUT):
-        """Wait (bounded) for the line '<banner> listening on HOST:PORT' on stdout."""
-        pattern = re.compile(rb"^" + re.escape(banner.encode()) + rb" listening on (\S+):(\d+)\s*$")
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def _wait_for_line(self, pattern: "re.Pattern", what: str, timeout: float):
+        """Wait (bounded) for a stdout line matching `pattern`; return the match."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 pytest.fail(
-                    f"{self.name}: no '{banner} listening on HOST:PORT' line on stdout "
-                    f"within {timeout:.0f} s\n{self.describe()}",
+                    f"{self.name}: no '{what}' line on stdout within {timeout:.0f} s\n"
+                    f"{self.describe()}",
                     pytrace=False,
                 )
             try:
@@ -120,16 +129,28 @@ class Proc:
                 except subprocess.TimeoutExpired:
                     code = "(still running, stdout closed)"
                 pytest.fail(
-                    f"{self.name}: exited (code {code}) before printing '{banner} listening on'"
+                    f"{self.name}: exited (code {code}) before printing '{what}'"
                     f"\n{self.describe()}",
                     pytrace=False,
                 )
             match = pattern.match(line)
             if match:
-                self.host = match.group(1).decode()
-                self.port = int(match.group(2))
-                assert self.port != 0, f"{self.name} reported port 0: {line!r}"
-                return
+                return match
+
+    def wait_for_listening(self, banner: str, timeout: float = READY_LINE_TIMEOUT):
+        """Wait (bounded) for the line '<banner> listening on HOST:PORT' on stdout."""
+        pattern = re.compile(rb"^" + re.escape(banner.encode()) + rb" listening on (\S+):(\d+)\s*$")
+        match = self._wait_for_line(pattern, f"{banner} listening on HOST:PORT", timeout)
+        self.host = match.group(1).decode()
+        self.port = int(match.group(2))
+        assert self.port != 0, f"{self.name} reported port 0: {match.group(0)!r}"
+
+    def wait_for_admin(self, banner: str, timeout: float = READY_LINE_TIMEOUT):
+        """Wait (bounded) for the line '<banner> admin on HOST:PORT' on stdout."""
+        pattern = re.compile(rb"^" + re.escape(banner.encode()) + rb" admin on (\S+):(\d+)\s*$")
+        match = self._wait_for_line(pattern, f"{banner} admin on HOST:PORT", timeout)
+        self.admin_port = int(match.group(2))
+        assert self.admin_port != 0, f"{self.name} reported admin port 0: {match.group(0)!r}"
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -227,17 +248,21 @@ def _procs(request):
 def start_worker(_procs, tmp_path):
     counter = itertools.count(1)
 
-    def start(*, capacity=None, threads=None, extra_args=()) -> Proc:
+    def start(*, capacity=None, threads=None, admin=False, extra_args=()) -> Proc:
         exe = require_binary("demo/sluice-demo-worker")
         argv = [str(exe), "--listen", "127.0.0.1:0"]
         if capacity is not None:
             argv += ["--capacity", str(capacity)]
         if threads is not None:
             argv += ["--threads", str(threads)]
+        if admin:
+            argv += ["--admin", "127.0.0.1:0"]
         argv += list(extra_args)
         proc = Proc(f"worker{next(counter)}", argv, tmp_path)
         _procs.append(proc)
         proc.wait_for_listening("sluice-worker")
+        if admin:
+            proc.wait_for_admin("sluice-worker")
         return proc
 
     return start
@@ -281,7 +306,7 @@ def wait_gateway_ready(gateway: Proc, timeout: float = GATEWAY_READY_TIMEOUT):
 def start_gateway(_procs, tmp_path):
     counter = itertools.count(1)
 
-    def start(workers, *, threads=None, wait_ready=True, extra_args=()) -> Proc:
+    def start(workers, *, threads=None, wait_ready=True, admin=False, extra_args=()) -> Proc:
         exe = require_binary("gateway/sluice-gateway")
         if isinstance(workers, (Proc, int, str)):
             workers = [workers]
@@ -294,10 +319,14 @@ def start_gateway(_procs, tmp_path):
         ]
         if threads is not None:
             argv += ["--threads", str(threads)]
+        if admin:
+            argv += ["--admin", "127.0.0.1:0"]
         argv += list(extra_args)
         proc = Proc(f"gateway{next(counter)}", argv, tmp_path)
         _procs.append(proc)
         proc.wait_for_listening("sluice-gateway")
+        if admin:
+            proc.wait_for_admin("sluice-gateway")
         if wait_ready:
             wait_gateway_ready(proc)
         return proc

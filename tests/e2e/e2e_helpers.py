@@ -5,11 +5,17 @@ hanging it.
 """
 
 import asyncio
+import base64
 import email.utils
+import hashlib
 import http.client
+import io
+import os
 import re
 import socket
+import struct
 import threading
+import time
 from dataclasses import dataclass
 
 import websockets
@@ -155,3 +161,298 @@ async def handshake_status(port, path, **kwargs):
 def run(coro, timeout=60.0):
     """Run a coroutine from a sync test, bounded."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# --- admin endpoint, metrics, RSS -----------------------------------------------------------
+
+def admin_get(admin_port, path, timeout=5.0) -> Response:
+    """GET on a process's admin port (/metrics, /healthz, /readyz)."""
+    return http_request(admin_port, "GET", path, timeout=timeout)
+
+
+def parse_metrics(text: str) -> dict:
+    """Prometheus text format → {sample name incl. labels: float}, e.g.
+    'sluice_gateway_rejections_total{reason="body_too_large"}' → 0.0."""
+    samples = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        # the value follows the name (and its {labels}); an optional timestamp may follow it
+        close = line.rfind("}")
+        head_end = close + 1 if close != -1 else line.index(" ")
+        name = line[:head_end].strip()
+        value = line[head_end:].split()[0]
+        samples[name] = float(value)
+    return samples
+
+
+def scrape_metrics(admin_port, timeout=5.0) -> dict:
+    """GET /metrics on an admin port, parsed by parse_metrics."""
+    resp = admin_get(admin_port, "/metrics", timeout=timeout)
+    assert resp.status == 200, f"GET /metrics: HTTP {resp.status} {resp.body[:200]!r}"
+    return parse_metrics(resp.body.decode("utf-8"))
+
+
+def metric(samples: dict, name: str) -> float:
+    """One sample; a missing one fails with the names that do exist."""
+    if name not in samples:
+        family = name.split("{")[0]
+        near = sorted(k for k in samples if k.startswith(family))
+        raise AssertionError(f"metric {name} not exported (same family: {near})")
+    return samples[name]
+
+
+def wait_for_metric(admin_port, name, predicate, timeout=5.0, what=""):
+    """Poll /metrics until predicate(value) holds (metrics are updated asynchronously);
+    return the last samples. Fails with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape_metrics(admin_port)
+        value = metric(samples, name)
+        if predicate(value):
+            return samples
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{name} = {value} after {timeout} s; wanted {what or predicate}")
+        time.sleep(0.05)
+
+
+def rss_bytes(pid) -> int:
+    """Resident set size (VmRSS) of a process, in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                parts = line.split()
+                assert parts[2] == "kB", line
+                return int(parts[1]) * 1024
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+class RssSampler:
+    """Samples VmRSS of some processes every `interval` seconds on a thread; keeps the peak.
+
+    with RssSampler({"gateway": gw.pid, "worker": wk.pid}) as rss:
+        ...
+    rss.baseline / rss.peak: {name: bytes}; rss.growth(name) = peak - baseline.
+    The baseline is taken when the sampler starts (call it after a warm-up)."""
+
+    def __init__(self, pids: dict, interval=0.1):
+        self.pids = dict(pids)
+        self.interval = interval
+        self.baseline = {name: rss_bytes(pid) for name, pid in self.pids.items()}
+        self.peak = dict(self.baseline)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        for name, pid in self.pids.items():
+            try:
+                self.peak[name] = max(self.peak[name], rss_bytes(pid))
+            except (OSError, AssertionError):
+                pass  # the process ended; teardown reports that
+        self.samples += 1
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sample()
+
+    def growth(self, name) -> int:
+        return self.peak[name] - self.baseline[name]
+
+    def report(self) -> str:
+        MiB = 1024 * 1024
+        return ", ".join(
+            f"{name}: {self.baseline[name] / MiB:.1f} → peak {self.peak[name] / MiB:.1f} MiB"
+            for name in self.pids
+        ) + f" ({self.samples} samples)"
+
+
+# --- raw sockets ------------------------------------------------------------------------------
+
+def wait_closed_by_peer(sock, timeout):
+    """Read until the peer closes (EOF or reset). Returns (seconds it took, bytes received
+    meanwhile). Fails if the socket is still open after `timeout` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    received = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(
+                f"connection still open after {timeout} s (received meanwhile: {received[:200]!r})"
+            )
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - started, received
+        if not data:
+            return time.monotonic() - started, received
+        received += data
+
+
+def read_http_response(sock, timeout=5.0):
+    """Read one HTTP response (head + Content-Length body) from a raw socket. Returns a
+    Response, or None when the peer closed the connection before sending a response."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            part = sock.recv(65536)
+            if not part:
+                if data:
+                    raise AssertionError(f"connection closed mid-response: {data[:200]!r}")
+                return None
+            data += part
+    except ConnectionResetError:
+        if data:
+            raise AssertionError(f"connection reset mid-response: {data[:200]!r}")
+        return None
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    version, status, *reason = lines[0].split(" ", 2)
+    assert version.startswith("HTTP/1."), lines[0]
+    headers = http.client.parse_headers(io.BytesIO(("\r\n".join(lines[1:]) + "\r\n\r\n").encode("latin-1")))
+    length = int(headers.get("Content-Length", "0"))
+    while len(rest) < length:
+        part = sock.recv(65536)
+        if not part:
+            break
+        rest += part
+    return Response(int(status), reason[0] if reason else "", headers, rest[:length])
+
+
+# --- raw WebSocket (for what a conforming client library will not do) -------------------------
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def ws_frame(opcode, payload: bytes, fin=True, mask=True) -> bytes:
+    """One WebSocket frame; masked, as a client must send it."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    mask_bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n < 1 << 16:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload)) if n < 4096 else _mask_fast(payload, key)
+    return head + key + masked
+
+
+def _mask_fast(payload, key):
+    n = len(payload)
+    repeated = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
+
+
+def close_code(payload: bytes):
+    """The status code of a close frame's payload (None when it carries none)."""
+    return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+
+class RawWebSocket:
+    """A WebSocket client on a plain socket: handshake, then frames in and out, unmasked
+    server frames parsed one at a time. Every read is bounded by a timeout."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+        self.response_head = b""
+
+    @classmethod
+    def connect(cls, port, path, *, rcvbuf=None, timeout=5.0):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # must be set before connect to limit the advertised window
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((HOST, port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall(
+                (
+                    f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                    f"Sec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            ws = cls(sock)
+            ws._read_until(b"\r\n\r\n", timeout)
+            head, _, ws.buffer = ws.buffer.partition(b"\r\n\r\n")
+            ws.response_head = head
+            status_line = head.split(b"\r\n", 1)[0]
+            if b" 101 " not in status_line + b" ":
+                raise AssertionError(f"handshake refused: {head[:300]!r}")
+            accept = base64.b64encode(
+                hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+            )
+            assert accept.lower() in head.lower(), f"bad Sec-WebSocket-Accept in {head!r}"
+            return ws
+        except BaseException:
+            sock.close()
+            raise
+
+    def _read_until(self, marker, timeout):
+        deadline = time.monotonic() + timeout
+        while marker not in self.buffer:
+            self._fill(deadline)
+
+    def _fill(self, deadline, max_bytes=65536):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no data from the server in time")
+        self.sock.settimeout(remaining)
+        data = self.sock.recv(max_bytes)
+        if not data:
+            raise EOFError("connection closed by the server")
+        self.buffer += data
+
+    def _need(self, n, deadline):
+        while len(self.buffer) < n:
+            self._fill(deadline)
+
+    def recv_frame(self, timeout=5.0):
+        """(fin, opcode, payload) of the next server frame. EOFError when the server closed
+        the connection, TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        self._need(2, deadline)
+        b0, b1 = self.buffer[0], self.buffer[1]
+        assert not b1 & 0x80, "the server sent a masked frame"
+        n, pos = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4, deadline)
+            n, pos = struct.unpack("!H", self.buffer[2:4])[0], 4
+        elif n == 127:
+            self._need(10, deadline)
+            n, pos = struct.unpack("!Q", self.buffer[2:10])[0], 10
+        self._need(pos + n, deadline)
+        payload = self.buffer[pos:pos + n]
+        self.buffer = self.buffer[pos + n:]
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def send_frame(self, opcode, payload: bytes, fin=True):
+        self.sock.settimeout(5)
+        self.sock.sendall(ws_frame(opcode, payload, fin=fin))
+
+    def close(self):
+        self.sock.close()

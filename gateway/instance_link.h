@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "common/credit.h"
+#include "sluice/v1/link.pb.h"
+
+namespace sluice::gateway {
+
+class LinkCall;
+
+/// The gateway's end of one application instance on a worker: its connection id, the link
+/// it lives on, and the credit both ways. A session owns one per instance (one per HTTP
+/// request, one per WebSocket). Thread-safety: the session's shard thread only.
+class InstanceLink final {
+ public:
+  InstanceLink(uint64_t id, std::shared_ptr<LinkCall> link, const v1::Window& receive_window);
+
+  uint64_t id() const { return id_; }
+  /// Sends the Open. False when the link is ending (the session's OnLinkLost follows).
+  bool Open(v1::Scope&& scope);
+
+  /// Sends an event, spending credit when it needs any; the caller checked CanSend().
+  void Send(v1::Event&& event);
+  bool CanSend() const { return credit_.CanSend(); }
+  void OnCredit(const v1::Window& grant) { credit_.Grant(grant); }
+
+  /// An event arrived from the worker. False when it overran the credit it was granted.
+  [[nodiscard]] bool OnReceived(const v1::Event& event);
+  /// The worker has spent all its credit: the client-bound queue is full.
+  bool worker_blocked() const { return window_.peer_blocked(); }
+  /// `bytes` of the worker's payload reached the client. Grants credit back when due;
+  /// true when it did (the worker is no longer blocked).
+  bool Consumed(size_t bytes);
+
+ private:
+  const uint64_t id_;
+  const std::shared_ptr<LinkCall> link_;
+  SendCredit credit_;     // towards the worker
+  ReceiveWindow window_;  // from the worker
+};
+
+}  // namespace sluice::gateway

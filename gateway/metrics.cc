@@ -1,0 +1,54 @@
+#include "gateway/metrics.h"
+
+namespace sluice::gateway {
+namespace {
+
+constexpr char kRejected[] = "sluice_gateway_rejections_total";
+constexpr char kRejectedHelp[] = "Requests and handshakes the gateway answered itself, by reason";
+constexpr char kLimit[] = "sluice_gateway_limit_closes_total";
+constexpr char kLimitHelp[] = "Connections closed by a limit, by limit";
+constexpr char kStalls[] = "sluice_gateway_credit_stalls_total";
+constexpr char kStallsHelp[] = "Times a connection ran out of credit, by direction";
+
+}  // namespace
+
+Metrics::Metrics(MetricsRegistry& r)
+    : connections(r.AddGauge("sluice_gateway_connections", "Client sockets open")),
+      websockets(r.AddGauge("sluice_gateway_websockets", "WebSockets open")),
+      queued_bytes(r.AddGauge("sluice_gateway_queued_bytes",
+                              "Client-bound payload bytes queued in sessions")),
+      accepted(r.AddCounter("sluice_gateway_connections_accepted_total",
+                            "Client sockets accepted")),
+      http_requests(r.AddCounter("sluice_gateway_http_requests_total", "HTTP requests read")),
+      websocket_upgrades(r.AddCounter("sluice_gateway_websocket_upgrades_total",
+                                      "WebSocket upgrade requests read")),
+      unavailable(r.AddCounter("sluice_gateway_unavailable_total",
+                               "503 answers (HTTP and WebSocket handshakes)")),
+      rejected_no_worker(r.AddCounter(kRejected, kRejectedHelp, R"(reason="no_worker")")),
+      rejected_worker_full(r.AddCounter(kRejected, kRejectedHelp, R"(reason="worker_full")")),
+      rejected_max_connections(
+          r.AddCounter(kRejected, kRejectedHelp, R"(reason="max_connections")")),
+      rejected_header_too_large(
+          r.AddCounter(kRejected, kRejectedHelp, R"(reason="header_too_large")")),
+      rejected_body_too_large(
+          r.AddCounter(kRejected, kRejectedHelp, R"(reason="body_too_large")")),
+      rejected_bad_request(r.AddCounter(kRejected, kRejectedHelp, R"(reason="bad_request")")),
+      websocket_denied(r.AddCounter(kRejected, kRejectedHelp, R"(reason="websocket_denied")")),
+      limit_header_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="header_timeout")")),
+      limit_idle_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="idle_timeout")")),
+      limit_ws_message_too_big(
+          r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_message_too_big")")),
+      limit_ws_invalid_utf8(r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_invalid_utf8")")),
+      limit_ws_handshake_timeout(
+          r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_handshake_timeout")")),
+      limit_ws_ping_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_ping_timeout")")),
+      slow_client_closes(r.AddCounter("sluice_gateway_slow_client_closes_total",
+                                      "Connections closed because the client read too slowly")),
+      credit_stalls_to_worker(r.AddCounter(kStalls, kStallsHelp, R"(direction="to_worker")")),
+      credit_stalls_to_client(r.AddCounter(kStalls, kStallsHelp, R"(direction="to_client")")),
+      app_errors(r.AddCounter("sluice_gateway_app_errors_total",
+                              "Connections answered 500 or closed 1011 for an application error")),
+      worker_lost(r.AddCounter("sluice_gateway_worker_lost_total",
+                               "Connections ended because their worker's link broke")) {}
+
+}  // namespace sluice::gateway

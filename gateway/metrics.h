@@ -1,0 +1,43 @@
+#pragma once
+
+#include "common/metrics.h"
+
+namespace sluice::gateway {
+
+/// Everything the gateway counts, served on the admin port's /metrics. Every answer the
+/// gateway gives by itself (503, 413, 431, 400, closes by limit) has its counter.
+struct Metrics {
+  explicit Metrics(MetricsRegistry& registry);
+
+  Gauge& connections;     // client sockets open
+  Gauge& websockets;      // WebSockets open (accepted)
+  Gauge& queued_bytes;    // client-bound payload queued in sessions
+  Counter& accepted;
+  Counter& http_requests;
+  Counter& websocket_upgrades;
+
+  Counter& unavailable;  // every 503 the gateway answered, whatever the reason
+  Counter& rejected_no_worker;
+  Counter& rejected_worker_full;
+  Counter& rejected_max_connections;
+  Counter& rejected_header_too_large;  // 431
+  Counter& rejected_body_too_large;    // 413
+  Counter& rejected_bad_request;       // 400
+  Counter& websocket_denied;           // 403
+
+  Counter& limit_header_timeout;
+  Counter& limit_idle_timeout;
+  Counter& limit_ws_message_too_big;  // 1009
+  Counter& limit_ws_invalid_utf8;     // 1007
+  Counter& limit_ws_handshake_timeout;  // 504: the application did not answer
+  Counter& limit_ws_ping_timeout;
+
+  Counter& slow_client_closes;
+  Counter& credit_stalls_to_worker;  // a client's reads paused: no credit from the worker
+  Counter& credit_stalls_to_client;  // a worker paused: the client-bound queue was full
+
+  Counter& app_errors;   // 500 or close 1011 for an application failure
+  Counter& worker_lost;  // connections ended because their worker's link broke
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The quick start: installs what is missing, builds, and runs a gateway plus the demo worker
+# on this machine until Ctrl-C. PORT (default 8000) is the client port, WORKER_PORT (default
+# 8001) the worker's link port, HOST (default 127.0.0.1) the address to listen on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh
+build=${SLUICE_BUILD_DIR:-build}
+host=${HOST:-127.0.0.1}
+port=${PORT:-8000}
+worker_port=${WORKER_PORT:-8001}
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "demo: stopped"
+}
+trap stop INT TERM EXIT
+
+"$build/demo/sluice-demo-worker" --listen "127.0.0.1:$worker_port" &
+pids+=($!)
+"$build/gateway/sluice-gateway" --listen "$host:$port" --workers "127.0.0.1:$worker_port" &
+pids+=($!)
+
+base="http://$host:$port"
+for _ in $(seq 100); do
+  curl -fs "$base/hello" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+cat <<MSG
+
+sluice is up: gateway on $host:$port, demo worker on 127.0.0.1:$worker_port.
+  curl $base/hello
+  curl --data-binary @README.md $base/echo
+  curl -N $base/sse
+  curl $base/scope
+  WebSocket echo:  ws://$host:$port/ws/echo   (scope: ws://$host:$port/ws/scope)
+Ctrl-C stops both.
+
+MSG
+# Ends when either process exits, or on Ctrl-C.
+wait -n "${pids[@]}"
