@@ -5,6 +5,7 @@
 #include <boost/beast/websocket/error.hpp>
 
 #include "common/log.h"
+#include "common/protocol.h"
 #include "gateway/metrics.h"
 #include "gateway/response.h"
 #include "gateway/shard.h"
@@ -146,8 +147,9 @@ void WebSocketSession::HandleEvent(v1::Event& event) {
         context_.metrics.websocket_denied.Inc();
         return Deny(403, "Forbidden\n");
       }
-      Queue({close.reason(), false, true,
-             static_cast<uint16_t>(close.code() == 0 ? 1000 : close.code())});
+      const uint32_t code = close.code() == 0 ? 1000 : close.code();
+      if (!SendableCloseCode(static_cast<int>(code))) return Fail("reserved close code");
+      Queue({close.reason(), false, true, static_cast<uint16_t>(code)});
       break;
     }
     default:

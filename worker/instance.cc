@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "common/percent.h"
+#include "common/protocol.h"
 #include "worker/codec.h"
 #include "worker/link_session.h"
 
@@ -35,12 +36,6 @@ void CheckHeaders(const Headers& headers) {
       throw std::invalid_argument("invalid value for header " + name);
     }
   }
-}
-
-// Codes an endpoint may put in a close frame: 1004-1006 and 1015 are reserved.
-bool SendableCloseCode(int code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-         (code >= 3000 && code <= 4999);
 }
 
 }  // namespace
