@@ -37,7 +37,8 @@ void AdminServer::Route(const std::string& path, Handler handler) {
 
 namespace {
 
-net::awaitable<void> Serve(tcp::socket socket, const std::map<std::string, AdminServer::Handler>& routes,
+net::awaitable<void> Serve(tcp::socket socket,
+                           const std::map<std::string, AdminServer::Handler>& routes,
                            std::atomic<int>& connections) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
@@ -45,8 +46,8 @@ net::awaitable<void> Serve(tcp::socket socket, const std::map<std::string, Admin
     http::request_parser<http::empty_body> parser;
     parser.header_limit(8 * 1024);
     stream.expires_after(std::chrono::seconds(5));
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser,
-                                             net::as_tuple(net::use_awaitable));
+    auto [ec, n] =
+        co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
     if (ec) break;
     const auto& request = parser.get();
     http::response<http::string_body> response;
@@ -102,7 +103,8 @@ absl::Status AdminServer::Start(const HostPort& address) {
   if (!ec) impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor.bind(endpoint, ec);
   if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return absl::UnavailableError("cannot listen on " + address.ToString() + ": " + ec.message());
+  if (ec)
+    return absl::UnavailableError("cannot listen on " + address.ToString() + ": " + ec.message());
   port_ = impl_->acceptor.local_endpoint().port();
   net::co_spawn(impl_->io, Accept(impl_->acceptor, routes_, impl_->connections), net::detached);
   thread_ = std::thread([this] { impl_->io.run(); });

@@ -2,7 +2,6 @@
 
 #include <charconv>
 
-
 namespace sluice {
 
 std::string HostPort::ToString() const {
@@ -26,7 +25,8 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
     return bad();  // IPv6 needs brackets
   }
   unsigned port = 0;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535 ||
       port_text.empty()) {
     return bad();

@@ -24,7 +24,8 @@ class LinkWriter final {
   /// worker stamps its load into it). Must not call back into the writer.
   using Stamp = std::function<void(v1::Frame&)>;
 
-  explicit LinkWriter(Stamp stamp = nullptr, size_t max_frame_bytes = FrameQueue::kDefaultMaxFrameBytes)
+  explicit LinkWriter(Stamp stamp = nullptr,
+                      size_t max_frame_bytes = FrameQueue::kDefaultMaxFrameBytes)
       : stamp_(std::move(stamp)), queue_(max_frame_bytes) {}
 
   [[nodiscard]] bool Push(v1::Envelope&& envelope);

@@ -34,7 +34,7 @@ class LogLine final {
 }  // namespace sluice
 
 // SLUICE_LOG(kInfo, "gateway") << "text"; the stream is not evaluated below the level.
-#define SLUICE_LOG(level, component)                         \
-  if (!::sluice::LogEnabled(::sluice::LogLevel::level)) {    \
-  } else                                                     \
+#define SLUICE_LOG(level, component)                      \
+  if (!::sluice::LogEnabled(::sluice::LogLevel::level)) { \
+  } else                                                  \
     ::sluice::LogLine(::sluice::LogLevel::level, component)

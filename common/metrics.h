@@ -66,8 +66,7 @@ class MetricsRegistry final {
  public:
   Counter& AddCounter(const std::string& name, const std::string& help,
                       const std::string& labels = "");
-  Gauge& AddGauge(const std::string& name, const std::string& help,
-                  const std::string& labels = "");
+  Gauge& AddGauge(const std::string& name, const std::string& help, const std::string& labels = "");
   /// A gauge read when rendered (e.g. the bytes queued on all links).
   void AddGaugeFunction(const std::string& name, const std::string& help,
                         std::function<int64_t()> read);

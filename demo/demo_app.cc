@@ -1,9 +1,9 @@
 #include "demo/demo_app.h"
 
+#include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -60,7 +60,8 @@ nlohmann::json ScopeJson(const Scope& scope) {
 int QueryInt(const Scope& scope, std::string_view name, int fallback) {
   const auto text = scope.Query(name);
   int value = 0;
-  if (!text || std::from_chars(text->data(), text->data() + text->size(), value).ec != std::errc()) {
+  if (!text ||
+      std::from_chars(text->data(), text->data() + text->size(), value).ec != std::errc()) {
     return fallback;
   }
   return value;
@@ -73,7 +74,8 @@ class Hello final : public HttpConsumer {
 class Echo final : public HttpConsumer {
   Task<void> Handle() override {
     Headers headers;
-    headers.emplace_back("content-type", scope().Header("content-type").value_or("application/octet-stream"));
+    headers.emplace_back("content-type",
+                         scope().Header("content-type").value_or("application/octet-stream"));
     co_await StartResponse(200, std::move(headers));
     while (auto chunk = co_await ReadChunk()) co_await SendBody(std::move(*chunk), true);
     co_await SendBody(std::string(), false);
@@ -158,7 +160,8 @@ class WebSocketFirehose final : public WebSocketConsumer {
   Task<void> OnConnect() override {
     co_await Accept();
     const int count = std::max(0, QueryInt(scope(), "count", 1000));
-    const size_t size = static_cast<size_t>(std::clamp(QueryInt(scope(), "size", 1024), 1, 1 << 20));
+    const size_t size =
+        static_cast<size_t>(std::clamp(QueryInt(scope(), "size", 1024), 1, 1 << 20));
     for (int i = 0; i < count; ++i) {
       std::string message = std::to_string(i) + ' ';
       message.resize(std::max(size, message.size()), 'x');

@@ -145,8 +145,8 @@ void HttpSession::BeginRequest() {
     CloseSocket();
     return;
   }
-  auto scope = BuildScope(request, parser_->fields(), upgrade, client, server,
-                          context_.options.root_path);
+  auto scope =
+      BuildScope(request, parser_->fields(), upgrade, client, server, context_.options.root_path);
   if (!scope.ok()) return Refuse(400, "Bad Request\n", metrics.rejected_bad_request);
   if (upgrade) {
     dead_ = true;  // the socket moves to the WebSocket session
@@ -313,8 +313,7 @@ void HttpSession::QueueBody(std::string&& body, bool more) {
     } else {
       framing_ = Framing::kChunked;
     }
-    write.head = ResponseHead(start, http10_, keep_alive_,
-                              framing_ == Framing::kChunked,
+    write.head = ResponseHead(start, http10_, keep_alive_, framing_ == Framing::kChunked,
                               framing_ == Framing::kLength && !declared->has_value()
                                   ? std::optional<uint64_t>(length)
                                   : std::nullopt);
@@ -356,7 +355,8 @@ void HttpSession::Refuse(unsigned status, std::string_view body, Counter& reason
 }
 
 void HttpSession::QueueReply(unsigned status, std::string_view body, bool retry_after) {
-  writes_.push_back({CannedResponse(status, body, keep_alive_, retry_after), {}, {}, 0, false, true});
+  writes_.push_back(
+      {CannedResponse(status, body, keep_alive_, retry_after), {}, {}, 0, false, true});
   head_written_ = true;
   last_queued_ = true;
   Write();
@@ -428,8 +428,8 @@ void HttpSession::HandleClose(const v1::Close& close) {
   if (last_queued_) return;  // the response is complete once written
   if (head_written_) {
     // A started response the application never finished: all we can do is cut it.
-    SLUICE_LOG(kWarning, "gateway") << "response cut: the application ended mid-response ("
-                                    << close.detail() << ")";
+    SLUICE_LOG(kWarning, "gateway")
+        << "response cut: the application ended mid-response (" << close.detail() << ")";
     CloseSocket();
     return;
   }

@@ -9,20 +9,20 @@
 #include <string>
 #include <vector>
 
+#include "common/metrics.h"
 #include "gateway/context.h"
 #include "gateway/endpoint.h"
 #include "gateway/instance_link.h"
 #include "gateway/request_parser.h"
 #include "gateway/stall_timer.h"
-#include "common/metrics.h"
 
 namespace sluice::gateway {
 
 class Shard;
 
 /// One HTTP/1.1 client connection: reads requests (keep-alive; a pipelined one waits in the
-/// buffer for its turn), opens one ASGI instance per request on a worker the pool picks, streams the
-/// request body to it under credit (never buffered whole: one 64 KiB piece at a time), and
+/// buffer for its turn), opens one ASGI instance per request on a worker the pool picks, streams
+/// the request body to it under credit (never buffered whole: one 64 KiB piece at a time), and
 /// writes the response as it streams back — Content-Length, chunked, or close-delimited.
 /// While a response streams, a read stays posted so a leaving client is noticed at once
 /// (http.disconnect). Upgrades become a WebSocketSession.
@@ -80,12 +80,12 @@ class HttpSession final : public Endpoint {
 
   Shard& shard_;
   const Context& context_;
-  GaugeShare connection_;     // in sluice_gateway_connections; moves on upgrade
-  GaugeShare queued_bytes_;   // client-bound payload in writes_
+  GaugeShare connection_;    // in sluice_gateway_connections; moves on upgrade
+  GaugeShare queued_bytes_;  // client-bound payload in writes_
   const bool over_limit_;
-  bool served_ = false;       // a request has been answered: later ones are keep-alive
-  StallTimer stall_;          // armed while the worker has no credit left (client slow)
-  bool read_stalled_ = false; // counted once per stall
+  bool served_ = false;        // a request has been answered: later ones are keep-alive
+  StallTimer stall_;           // armed while the worker has no credit left (client slow)
+  bool read_stalled_ = false;  // counted once per stall
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
@@ -94,7 +94,7 @@ class HttpSession final : public Endpoint {
 
   // The request in progress: one ASGI instance.
   std::optional<InstanceLink> instance_;
-  std::unique_ptr<char[]> chunk_;          // body piece being read; only while reading one
+  std::unique_ptr<char[]> chunk_;  // body piece being read; only while reading one
   bool keep_alive_ = false;
   bool head_request_ = false;
   bool http10_ = false;

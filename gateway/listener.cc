@@ -20,8 +20,8 @@ Listener::Listener(const Context& context, std::vector<Shard*> shards)
 absl::Status Listener::Open(const HostPort& address) {
   boost::system::error_code ec;
   tcp::resolver resolver(acceptor_.get_executor());
-  const auto results = resolver.resolve(address.host, std::to_string(address.port),
-                                        tcp::resolver::passive, ec);
+  const auto results =
+      resolver.resolve(address.host, std::to_string(address.port), tcp::resolver::passive, ec);
   if (ec || results.empty()) {
     return absl::InvalidArgumentError("cannot resolve " + address.ToString() + ": " + ec.message());
   }
@@ -30,7 +30,8 @@ absl::Status Listener::Open(const HostPort& address) {
   if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) return absl::UnavailableError("cannot listen on " + address.ToString() + ": " + ec.message());
+  if (ec)
+    return absl::UnavailableError("cannot listen on " + address.ToString() + ": " + ec.message());
   return absl::OkStatus();
 }
 

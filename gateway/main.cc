@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
                  "seconds a client may leave its full queue unread before it is closed (1008)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cli.add_option("--admin", admin, "HOST:PORT serving /metrics, /healthz, /readyz (off when empty)");
+  cli.add_option("--admin", admin,
+                 "HOST:PORT serving /metrics, /healthz, /readyz (off when empty)");
   cli.add_option("--max-ws-message", options.max_ws_message_bytes,
                  "largest WebSocket message; larger closes 1009")
       ->capture_default_str();

@@ -17,8 +17,8 @@ Metrics::Metrics(MetricsRegistry& r)
       websockets(r.AddGauge("sluice_gateway_websockets", "WebSockets open")),
       queued_bytes(r.AddGauge("sluice_gateway_queued_bytes",
                               "Client-bound payload bytes queued in sessions")),
-      accepted(r.AddCounter("sluice_gateway_connections_accepted_total",
-                            "Client sockets accepted")),
+      accepted(
+          r.AddCounter("sluice_gateway_connections_accepted_total", "Client sockets accepted")),
       http_requests(r.AddCounter("sluice_gateway_http_requests_total", "HTTP requests read")),
       websocket_upgrades(r.AddCounter("sluice_gateway_websocket_upgrades_total",
                                       "WebSocket upgrade requests read")),
@@ -30,14 +30,12 @@ Metrics::Metrics(MetricsRegistry& r)
           r.AddCounter(kRejected, kRejectedHelp, R"(reason="max_connections")")),
       rejected_header_too_large(
           r.AddCounter(kRejected, kRejectedHelp, R"(reason="header_too_large")")),
-      rejected_body_too_large(
-          r.AddCounter(kRejected, kRejectedHelp, R"(reason="body_too_large")")),
+      rejected_body_too_large(r.AddCounter(kRejected, kRejectedHelp, R"(reason="body_too_large")")),
       rejected_bad_request(r.AddCounter(kRejected, kRejectedHelp, R"(reason="bad_request")")),
       websocket_denied(r.AddCounter(kRejected, kRejectedHelp, R"(reason="websocket_denied")")),
       limit_header_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="header_timeout")")),
       limit_idle_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="idle_timeout")")),
-      limit_ws_message_too_big(
-          r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_message_too_big")")),
+      limit_ws_message_too_big(r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_message_too_big")")),
       limit_ws_invalid_utf8(r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_invalid_utf8")")),
       limit_ws_handshake_timeout(
           r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_handshake_timeout")")),

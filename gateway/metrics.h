@@ -9,9 +9,9 @@ namespace sluice::gateway {
 struct Metrics {
   explicit Metrics(MetricsRegistry& registry);
 
-  Gauge& connections;     // client sockets open
-  Gauge& websockets;      // WebSockets open (accepted)
-  Gauge& queued_bytes;    // client-bound payload queued in sessions
+  Gauge& connections;   // client sockets open
+  Gauge& websockets;    // WebSockets open (accepted)
+  Gauge& queued_bytes;  // client-bound payload queued in sessions
   Counter& accepted;
   Counter& http_requests;
   Counter& websocket_upgrades;
@@ -27,8 +27,8 @@ struct Metrics {
 
   Counter& limit_header_timeout;
   Counter& limit_idle_timeout;
-  Counter& limit_ws_message_too_big;  // 1009
-  Counter& limit_ws_invalid_utf8;     // 1007
+  Counter& limit_ws_message_too_big;    // 1009
+  Counter& limit_ws_invalid_utf8;       // 1007
   Counter& limit_ws_handshake_timeout;  // 504: the application did not answer
   Counter& limit_ws_ping_timeout;
 

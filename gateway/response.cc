@@ -21,8 +21,8 @@ bool IEquals(std::string_view a, std::string_view b) {
 }
 
 bool IsTokenChar(unsigned char c) {
-  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                std::string_view::npos;
+  return std::isalnum(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 std::string StatusLine(unsigned status, bool http10) {

@@ -31,9 +31,8 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
-absl::StatusOr<v1::Scope> BuildScope(const http::request_header<>& request,
-                                     const FieldList& fields, bool websocket,
-                                     const boost::asio::ip::tcp::endpoint& client,
+absl::StatusOr<v1::Scope> BuildScope(const http::request_header<>& request, const FieldList& fields,
+                                     bool websocket, const boost::asio::ip::tcp::endpoint& client,
                                      const boost::asio::ip::tcp::endpoint& server,
                                      std::string_view root_path) {
   v1::Scope scope;
@@ -58,7 +57,8 @@ absl::StatusOr<v1::Scope> BuildScope(const http::request_header<>& request,
   }
   scope.set_path(*std::move(path));
   scope.set_raw_path(std::string(raw_path));
-  if (question != std::string_view::npos) scope.set_query_string(std::string(target.substr(question + 1)));
+  if (question != std::string_view::npos)
+    scope.set_query_string(std::string(target.substr(question + 1)));
   scope.set_root_path(std::string(root_path));
 
   for (const auto& [field_name, value] : fields) {

@@ -14,7 +14,8 @@ namespace sluice::gateway {
 /// that is malformed or not UTF-8, which the caller answers with 400), `fields` lower-cased
 /// in the order sent with duplicates, subprotocols from every Sec-WebSocket-Protocol field.
 absl::StatusOr<v1::Scope> BuildScope(const boost::beast::http::request_header<>& request,
-                                     const FieldList& fields, bool websocket, const boost::asio::ip::tcp::endpoint& client,
+                                     const FieldList& fields, bool websocket,
+                                     const boost::asio::ip::tcp::endpoint& client,
                                      const boost::asio::ip::tcp::endpoint& server,
                                      std::string_view root_path);
 

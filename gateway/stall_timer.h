@@ -14,8 +14,8 @@ namespace sluice::gateway {
 class StallTimer final {
  public:
   template <class Handler>
-  void Arm(const boost::asio::any_io_executor& executor, std::chrono::steady_clock::duration timeout,
-           Handler on_expired) {
+  void Arm(const boost::asio::any_io_executor& executor,
+           std::chrono::steady_clock::duration timeout, Handler on_expired) {
     if (timer_) return;
     timer_ = std::make_unique<boost::asio::steady_timer>(executor, timeout);
     timer_->async_wait([on_expired = std::move(on_expired)](boost::system::error_code ec) mutable {

@@ -63,8 +63,8 @@ void WebSocketSession::Start(v1::Scope&& scope) {
   handshake_timer_->expires_after(context_.options.ws_handshake_timeout);
   handshake_timer_->async_wait([self = self()](beast::error_code ec) {
     if (ec || !self->AwaitingApplication()) return;
-    SLUICE_LOG(kWarning, "gateway") << "WebSocket " << self->path_
-                                    << ": the application neither accepted nor denied in time";
+    SLUICE_LOG(kWarning, "gateway")
+        << "WebSocket " << self->path_ << ": the application neither accepted nor denied in time";
     self->context_.metrics.limit_ws_handshake_timeout.Inc();
     self->Deny(504, "Gateway Timeout: the application did not answer the handshake\n");
   });
@@ -213,9 +213,8 @@ void WebSocketSession::Read() {
   }
   read_stalled_ = false;
   reading_ = true;
-  ws_.async_read(buffer_, [self = self()](beast::error_code ec, size_t bytes) {
-    self->OnRead(ec, bytes);
-  });
+  ws_.async_read(buffer_,
+                 [self = self()](beast::error_code ec, size_t bytes) { self->OnRead(ec, bytes); });
 }
 
 void WebSocketSession::OnRead(beast::error_code ec, size_t /*bytes*/) {
@@ -260,11 +259,10 @@ void WebSocketSession::Write() {
     state_ = State::kClosing;
     websocket::close_reason reason(message.code);
     reason.reason.assign(message.data.data(), std::min<size_t>(message.data.size(), 123));
-    ws_.async_close(reason,
-                    [self = self(), code = message.code](beast::error_code) {
-                      self->writing_ = false;
-                      self->Gone(code, {});
-                    });
+    ws_.async_close(reason, [self = self(), code = message.code](beast::error_code) {
+      self->writing_ = false;
+      self->Gone(code, {});
+    });
     return;
   }
   ws_.text(!message.binary);

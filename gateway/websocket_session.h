@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/context.h"
 #include "common/metrics.h"
+#include "gateway/context.h"
 #include "gateway/endpoint.h"
 #include "gateway/instance_link.h"
 #include "gateway/stall_timer.h"

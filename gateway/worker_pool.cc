@@ -11,7 +11,10 @@ namespace sluice::gateway {
 // ---- LinkCall ----------------------------------------------------------------------------
 
 LinkCall::LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*> shards)
-    : owner_(owner), options_(options), shards_(std::move(shards)), last_read_ns_(MonotonicNanos()) {}
+    : owner_(owner),
+      options_(options),
+      shards_(std::move(shards)),
+      last_read_ns_(MonotonicNanos()) {}
 
 void LinkCall::Start(v1::Link::Stub& stub) {
   self_ = shared_from_this();
@@ -152,7 +155,8 @@ WorkerLink::WorkerLink(HostPort address, const Options& options, std::vector<Sha
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  channel_ = grpc::CreateCustomChannel(address_.ToString(), grpc::InsecureChannelCredentials(), args);
+  channel_ =
+      grpc::CreateCustomChannel(address_.ToString(), grpc::InsecureChannelCredentials(), args);
   stub_ = v1::Link::NewStub(channel_);
 }
 
@@ -197,13 +201,14 @@ void WorkerLink::CallEnded(LinkCall* call, const grpc::Status& status, bool was_
     absl::MutexLock lock(&mu_);
     if (call_.get() == call) call_.reset();
     if (stopped_) return;
-    backoff_ = was_ready ? std::chrono::milliseconds(100) : std::min(backoff_ * 2, std::chrono::milliseconds(2000));
+    backoff_ = was_ready ? std::chrono::milliseconds(100)
+                         : std::min(backoff_ * 2, std::chrono::milliseconds(2000));
     delay = backoff_;
   }
   if (was_ready) {
-    SLUICE_LOG(kWarning, "gateway") << "link down: worker at " << address_.ToString() << ": "
-                                    << status.error_message() << " (code "
-                                    << status.error_code() << "); reconnecting";
+    SLUICE_LOG(kWarning, "gateway")
+        << "link down: worker at " << address_.ToString() << ": " << status.error_message()
+        << " (code " << status.error_code() << "); reconnecting";
   } else {
     SLUICE_LOG(kDebug, "gateway") << "no link to " << address_.ToString() << ": "
                                   << status.error_message() << "; retry in " << delay.count()
@@ -219,7 +224,7 @@ void WorkerLink::CallEnded(LinkCall* call, const grpc::Status& status, bool was_
 
 // ---- WorkerPool --------------------------------------------------------------------------
 
-WorkerPool::WorkerPool(const Options& options, std::vector<Shard*> shards,
+WorkerPool::WorkerPool(const Options& options, const std::vector<Shard*>& shards,
                        boost::asio::io_context& control)
     : tick_(control), interval_(options.heartbeat_interval) {
   for (const HostPort& address : options.workers) {

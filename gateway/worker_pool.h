@@ -74,7 +74,7 @@ class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
   std::atomic<bool> ready_ = false;
 
   std::atomic<int64_t> capacity_ = 0;
-  std::atomic<int64_t> assigned_ = 0;  // our connections with an instance (or an Open) there
+  std::atomic<int64_t> assigned_ = 0;   // our connections with an instance (or an Open) there
   std::atomic<int64_t> elsewhere_ = 0;  // the worker's instances for other gateways
 };
 
@@ -114,7 +114,8 @@ class WorkerLink final {
 /// Thread-safety: all methods from any thread.
 class WorkerPool final {
  public:
-  WorkerPool(const Options& options, std::vector<Shard*> shards, boost::asio::io_context& control);
+  WorkerPool(const Options& options, const std::vector<Shard*>& shards,
+             boost::asio::io_context& control);
   void Start();
   void Stop();
   std::shared_ptr<LinkCall> Pick();

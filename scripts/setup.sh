@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  cmake ninja-build g++ pkg-config curl
+  cmake ninja-build g++ pkg-config curl git clang-format clang-tidy
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libboost1.81-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets

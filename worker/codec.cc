@@ -31,8 +31,8 @@ std::optional<Address> FromProto(const v1::Scope& scope, bool client) {
 
 Scope FromProto(v1::Scope&& scope) {
   Scope out;
-  out.type = scope.type() == v1::Scope::TYPE_WEBSOCKET ? Scope::Type::kWebSocket
-                                                       : Scope::Type::kHttp;
+  out.type =
+      scope.type() == v1::Scope::TYPE_WEBSOCKET ? Scope::Type::kWebSocket : Scope::Type::kHttp;
   out.http_version = std::move(*scope.mutable_http_version());
   out.method = std::move(*scope.mutable_method());
   out.scheme = std::move(*scope.mutable_scheme());

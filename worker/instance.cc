@@ -179,8 +179,8 @@ void Instance::Check(const Event& event) const {
     if (http) fail("not a WebSocket");
     if (started_) fail("already accepted");
     if (!accept->subprotocol.empty() &&
-        std::find(scope_.subprotocols.begin(), scope_.subprotocols.end(),
-                  accept->subprotocol) == scope_.subprotocols.end()) {
+        std::find(scope_.subprotocols.begin(), scope_.subprotocols.end(), accept->subprotocol) ==
+            scope_.subprotocols.end()) {
       fail("subprotocol was not offered by the client");
     }
     CheckHeaders(accept->headers);

@@ -56,7 +56,7 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   GaugeShare inbox_bytes_;
   ReceiveWindow receive_window_;
   SendCredit send_credit_;
-  bool gone_ = false;                // a disconnect is in the inbox or was received
+  bool gone_ = false;                 // a disconnect is in the inbox or was received
   bool disconnect_received_ = false;  // the consumer has seen it
   // What the consumer has sent, for Check().
   bool started_ = false;   // http.response.start or websocket.accept

@@ -91,8 +91,7 @@ bool LinkSession::HandleHello(const v1::Frame& frame) {
     gateway_heartbeat_ = std::chrono::milliseconds(frame.hello().heartbeat_interval_ms());
   }
   greeted_.store(true, std::memory_order_release);
-  SLUICE_LOG(kInfo, "worker") << "link up: gateway " << gateway_id_ << " from "
-                              << context_->peer();
+  SLUICE_LOG(kInfo, "worker") << "link up: gateway " << gateway_id_ << " from " << context_->peer();
   v1::Frame welcome;
   v1::Welcome* w = welcome.mutable_welcome();
   w->set_protocol_version(kProtocolVersion);
@@ -118,8 +117,8 @@ void LinkSession::HandleEnvelope(v1::Envelope& envelope) {
       if (auto instance = Find(id)) instance->Grant(envelope.credit());
       break;
     default:
-      SLUICE_LOG(kWarning, "worker") << "ignoring envelope kind " << envelope.body_case()
-                                     << " from gateway " << gateway_id_;
+      SLUICE_LOG(kWarning, "worker")
+          << "ignoring envelope kind " << envelope.body_case() << " from gateway " << gateway_id_;
   }
 }
 
@@ -139,8 +138,8 @@ void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
   {
     absl::MutexLock lock(&mu_);
     if (!instances_.emplace(id, instance).second) {
-      SLUICE_LOG(kError, "worker") << "gateway " << gateway_id_ << " reused connection id "
-                                   << id << "; ignoring the second Open";
+      SLUICE_LOG(kError, "worker") << "gateway " << gateway_id_ << " reused connection id " << id
+                                   << "; ignoring the second Open";
       runtime_.Release();
       return;
     }
@@ -166,8 +165,8 @@ void LinkSession::EndStream(grpc::Status status) {
     orphans = instances_;
   }
   if (greeted_) {
-    SLUICE_LOG(kInfo, "worker") << "link down: gateway " << gateway_id_ << ", "
-                                << orphans.size() << " connections dropped";
+    SLUICE_LOG(kInfo, "worker") << "link down: gateway " << gateway_id_ << ", " << orphans.size()
+                                << " connections dropped";
   }
   for (auto& [id, instance] : orphans) instance->LinkLost();
   writer_.Close();

@@ -4,10 +4,10 @@ namespace sluice::worker {
 
 Metrics::Metrics(MetricsRegistry& r)
     : links(r.AddGauge("sluice_worker_links", "Gateway links open")),
-      queued_bytes(r.AddGauge("sluice_worker_queued_bytes",
-                              "Payload bytes waiting in instance inboxes")),
-      instances_started(r.AddCounter("sluice_worker_instances_started_total",
-                                     "Application instances started")),
+      queued_bytes(
+          r.AddGauge("sluice_worker_queued_bytes", "Payload bytes waiting in instance inboxes")),
+      instances_started(
+          r.AddCounter("sluice_worker_instances_started_total", "Application instances started")),
       rejected(r.AddCounter("sluice_worker_rejected_total",
                             "Connections refused because the worker was at capacity")),
       app_errors(r.AddCounter("sluice_worker_app_errors_total",

@@ -11,9 +11,9 @@ struct Metrics {
   Gauge& links;         // gateway links open
   Gauge& queued_bytes;  // payload waiting in instance inboxes
   Counter& instances_started;
-  Counter& rejected;     // opens refused at capacity (the gateway answered 503)
-  Counter& app_errors;   // consumers that raised or broke the ASGI rules
-  Counter& send_stalls;  // sends that waited for credit (a slow client)
+  Counter& rejected;         // opens refused at capacity (the gateway answered 503)
+  Counter& app_errors;       // consumers that raised or broke the ASGI rules
+  Counter& send_stalls;      // sends that waited for credit (a slow client)
   Counter& protocol_errors;  // gateways that broke the link protocol
 };
 

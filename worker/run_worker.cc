@@ -1,9 +1,10 @@
+#include "sluice/run_worker.h"
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "common/log.h"
 #include "common/process.h"
-#include "sluice/run_worker.h"
 #include "worker/runtime.h"
 
 namespace sluice {

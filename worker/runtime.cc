@@ -1,6 +1,7 @@
 #include "worker/runtime.h"
 
 #include <grpcpp/health_check_service_interface.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 
 #include "common/log.h"
@@ -53,7 +54,7 @@ absl::Status Runtime::Start() {
     return absl::UnavailableError("cannot listen on " + options_.listen);
   }
   registry_.AddGaugeFunction("sluice_worker_instances", "Application instances running",
-                              [this] { return static_cast<int64_t>(active()); });
+                             [this] { return static_cast<int64_t>(active()); });
   registry_.AddGaugeFunction("sluice_worker_capacity", "Most instances at once",
                              [this] { return static_cast<int64_t>(options_.capacity); });
   if (options_.admin) {

@@ -37,18 +37,14 @@ std::string_view TypeName(const Event& event) {
   struct Visitor {
     std::string_view operator()(const HttpRequest&) const { return "http.request"; }
     std::string_view operator()(const HttpDisconnect&) const { return "http.disconnect"; }
-    std::string_view operator()(const HttpResponseStart&) const {
-      return "http.response.start";
-    }
+    std::string_view operator()(const HttpResponseStart&) const { return "http.response.start"; }
     std::string_view operator()(const HttpResponseBody&) const { return "http.response.body"; }
     std::string_view operator()(const WebSocketConnect&) const { return "websocket.connect"; }
     std::string_view operator()(const WebSocketAccept&) const { return "websocket.accept"; }
     std::string_view operator()(const WebSocketReceive&) const { return "websocket.receive"; }
     std::string_view operator()(const WebSocketSend&) const { return "websocket.send"; }
     std::string_view operator()(const WebSocketClose&) const { return "websocket.close"; }
-    std::string_view operator()(const WebSocketDisconnect&) const {
-      return "websocket.disconnect";
-    }
+    std::string_view operator()(const WebSocketDisconnect&) const { return "websocket.disconnect"; }
   };
   return std::visit(Visitor{}, event);
 }

@@ -149,7 +149,7 @@ TEST(ReceiveWindowTest, GrantRestoresTheSendersCreditAsSeenByTheReceiver) {
   ReceiveWindow window(MakeWindow(2, 1000));
   ASSERT_TRUE(window.OnReceived(1));
   ASSERT_TRUE(window.OnReceived(1));
-  ASSERT_FALSE(window.OnReceived(1));  // overrun while nothing was consumed
+  ASSERT_FALSE(window.OnReceived(1));             // overrun while nothing was consumed
   ASSERT_TRUE(window.OnConsumed(1).has_value());  // 1 of 2 events: half
   EXPECT_TRUE(window.OnReceived(1));
   EXPECT_FALSE(window.OnReceived(1));

@@ -44,9 +44,9 @@ TEST(ParseHostPortTest, PortZeroAndLimits) {
 }
 
 TEST(ParseHostPortTest, RejectsBadInput) {
-  for (const char* bad : {"", "localhost", ":80", "host:", "host:x", "host:80x", "host:-1",
-                          "host:+80", "host: 80", "host:80 ", "::1:80", "[::1]", "[::1:80",
-                          "[]:80", "[:80", "::1]:80"}) {
+  for (const char* bad :
+       {"", "localhost", ":80", "host:", "host:x", "host:80x", "host:-1", "host:+80", "host: 80",
+        "host:80 ", "::1:80", "[::1]", "[::1:80", "[]:80", "[:80", "::1]:80"}) {
     EXPECT_FALSE(ParseHostPort(bad).ok()) << '"' << bad << '"';
   }
 }

@@ -35,8 +35,8 @@ TEST(PercentDecodeTest, DecodedPercentIsNotDecodedAgain) {
 }
 
 TEST(PercentDecodeTest, MalformedEscapes) {
-  for (const char* bad : {"%", "%4", "a%", "a%4", "%zz", "%4g", "%g4", "%%41", "100%", "%-1",
-                          "% 1"}) {
+  for (const char* bad :
+       {"%", "%4", "a%", "a%4", "%zz", "%4g", "%g4", "%%41", "100%", "%-1", "% 1"}) {
     EXPECT_FALSE(PercentDecode(bad).has_value()) << '"' << bad << '"';
   }
 }
@@ -56,18 +56,22 @@ TEST(IsValidUtf8Test, AsciiAndEmpty) {
 }
 
 TEST(IsValidUtf8Test, ValidMultiByte) {
-  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));              // U+0080, smallest 2-byte
-  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));           // é
-  EXPECT_TRUE(IsValidUtf8("\xDF\xBF"));              // U+07FF
-  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));          // U+0800, smallest 3-byte
-  EXPECT_TRUE(IsValidUtf8("\xE2\x82\xAC"));          // €
-  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));          // U+D7FF, just below surrogates
-  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));          // U+E000, just above surrogates
-  EXPECT_TRUE(IsValidUtf8("\xEF\xBF\xBF"));          // U+FFFF
-  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));      // U+10000, smallest 4-byte
-  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));      // 😀
-  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));      // U+10FFFF
-  EXPECT_TRUE(IsValidUtf8("a\xC3\xA9" "b\xE2\x82\xAC" "c\xF0\x9F\x98\x80" "d"));
+  EXPECT_TRUE(IsValidUtf8("\xC2\x80"));          // U+0080, smallest 2-byte
+  EXPECT_TRUE(IsValidUtf8("caf\xC3\xA9"));       // é
+  EXPECT_TRUE(IsValidUtf8("\xDF\xBF"));          // U+07FF
+  EXPECT_TRUE(IsValidUtf8("\xE0\xA0\x80"));      // U+0800, smallest 3-byte
+  EXPECT_TRUE(IsValidUtf8("\xE2\x82\xAC"));      // €
+  EXPECT_TRUE(IsValidUtf8("\xED\x9F\xBF"));      // U+D7FF, just below surrogates
+  EXPECT_TRUE(IsValidUtf8("\xEE\x80\x80"));      // U+E000, just above surrogates
+  EXPECT_TRUE(IsValidUtf8("\xEF\xBF\xBF"));      // U+FFFF
+  EXPECT_TRUE(IsValidUtf8("\xF0\x90\x80\x80"));  // U+10000, smallest 4-byte
+  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));  // 😀
+  EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF
+  EXPECT_TRUE(
+      IsValidUtf8("a\xC3\xA9"
+                  "b\xE2\x82\xAC"
+                  "c\xF0\x9F\x98\x80"
+                  "d"));
 }
 
 TEST(IsValidUtf8Test, Overlongs) {
@@ -98,7 +102,9 @@ TEST(IsValidUtf8Test, AboveMaxCodePoint) {
 
 TEST(IsValidUtf8Test, StrayContinuationBytes) {
   EXPECT_FALSE(IsValidUtf8("\x80"));
-  EXPECT_FALSE(IsValidUtf8("a\xBF" "b"));
+  EXPECT_FALSE(
+      IsValidUtf8("a\xBF"
+                  "b"));
   EXPECT_FALSE(IsValidUtf8("\xC3\xA9\xA9"));
 }
 
@@ -110,9 +116,15 @@ TEST(IsValidUtf8Test, TruncatedSequences) {
   EXPECT_FALSE(IsValidUtf8("\xF0\x9F\x98"));
   EXPECT_FALSE(IsValidUtf8("\xF0\x9F"));
   // A lead byte followed by too few continuation bytes, then more text.
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82" "a"));
-  EXPECT_FALSE(IsValidUtf8("\xF0\x9F\x98" "a"));
-  EXPECT_FALSE(IsValidUtf8("\xC3" "a"));
+  EXPECT_FALSE(
+      IsValidUtf8("\xE2\x82"
+                  "a"));
+  EXPECT_FALSE(
+      IsValidUtf8("\xF0\x9F\x98"
+                  "a"));
+  EXPECT_FALSE(
+      IsValidUtf8("\xC3"
+                  "a"));
 }
 
 }  // namespace

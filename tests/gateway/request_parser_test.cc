@@ -266,8 +266,8 @@ TEST(RequestParserTest, FullBufferEndsThePutWithNeedBuffer) {
 TEST(RequestParserTest, HeaderLimit) {
   RequestParser parser;
   parser.header_limit(64);
-  const std::string request = "GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(200, 'v') +
-                              "\r\n\r\n";
+  const std::string request =
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + std::string(200, 'v') + "\r\n\r\n";
   error_code ec;
   parser.put(boost::asio::buffer(request), ec);
   EXPECT_EQ(ec, http::error::header_limit);
@@ -276,8 +276,8 @@ TEST(RequestParserTest, HeaderLimit) {
 
 TEST(RequestParserTest, HeaderWithinTheLimitParses) {
   RequestParser parser;
-  const std::string request = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(20, 'v') +
-                              "\r\n\r\n";
+  const std::string request =
+      "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(20, 'v') + "\r\n\r\n";
   parser.header_limit(static_cast<uint32_t>(request.size()));
   error_code ec;
   EXPECT_EQ(parser.put(boost::asio::buffer(request), ec), request.size());

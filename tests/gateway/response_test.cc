@@ -50,9 +50,8 @@ TEST(ValidHeadersTest, RejectsCrLfNulInValues) {
 }
 
 TEST(ValidHeadersTest, RejectsBadNames) {
-  for (const std::string& name :
-       {""s, "x a"s, "x:a"s, "x\r\n"s, "x\0"s, "caf\xE9"s, "(x)"s, "x/y"s, "\"q\""s, "a@b"s,
-        "x\tb"s}) {
+  for (const std::string& name : {""s, "x a"s, "x:a"s, "x\r\n"s, "x\0"s, "caf\xE9"s, "(x)"s, "x/y"s,
+                                  "\"q\""s, "a@b"s, "x\tb"s}) {
     EXPECT_FALSE(ValidHeaders(MakeHeaders({{name, "v"}}))) << '"' << name << '"';
   }
 }
@@ -114,9 +113,9 @@ TEST(ResponseHeadTest, StatusLineHeadersAndContentLength) {
 }
 
 TEST(ResponseHeadTest, KeepsApplicationHeadersInOrderWithDuplicates) {
-  const auto head = ResponseHead(
-      MakeStart(201, {{"set-cookie", "a=1"}, {"x-b", "2"}, {"set-cookie", "c=3"}}), false, true,
-      false, std::nullopt);
+  const auto head =
+      ResponseHead(MakeStart(201, {{"set-cookie", "a=1"}, {"x-b", "2"}, {"set-cookie", "c=3"}}),
+                   false, true, false, std::nullopt);
   EXPECT_EQ(head,
             "HTTP/1.1 201 Created\r\n"
             "set-cookie: a=1\r\n"
@@ -126,14 +125,13 @@ TEST(ResponseHeadTest, KeepsApplicationHeadersInOrderWithDuplicates) {
 }
 
 TEST(ResponseHeadTest, DropsHopByHopApplicationHeaders) {
-  const auto head =
-      ResponseHead(MakeStart(200, {{"Connection", "keep-alive"},
-                                   {"x-a", "1"},
-                                   {"keep-alive", "timeout=5"},
-                                   {"Transfer-Encoding", "gzip, chunked"},
-                                   {"TRANSFER-ENCODING", "identity"},
-                                   {"x-b", "2"}}),
-                   false, true, /*chunked=*/true, std::nullopt);
+  const auto head = ResponseHead(MakeStart(200, {{"Connection", "keep-alive"},
+                                                 {"x-a", "1"},
+                                                 {"keep-alive", "timeout=5"},
+                                                 {"Transfer-Encoding", "gzip, chunked"},
+                                                 {"TRANSFER-ENCODING", "identity"},
+                                                 {"x-b", "2"}}),
+                                 false, true, /*chunked=*/true, std::nullopt);
   EXPECT_EQ(head,
             "HTTP/1.1 200 OK\r\n"
             "x-a: 1\r\n"
@@ -143,8 +141,8 @@ TEST(ResponseHeadTest, DropsHopByHopApplicationHeaders) {
 }
 
 TEST(ResponseHeadTest, ApplicationContentLengthIsKept) {
-  const auto head = ResponseHead(MakeStart(200, {{"Content-Length", "3"}}), false, true, false,
-                                 std::nullopt);
+  const auto head =
+      ResponseHead(MakeStart(200, {{"Content-Length", "3"}}), false, true, false, std::nullopt);
   EXPECT_EQ(head, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
 }
 
@@ -163,8 +161,8 @@ TEST(ResponseHeadTest, ConnectionCloseWhenNotKeepAlive) {
                            /*keep_alive=*/false, false, 2);
   EXPECT_EQ(head, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n");
 
-  head = ResponseHead(MakeStart(200, {}), /*http10=*/true, /*keep_alive=*/false, false,
-                      std::nullopt);
+  head =
+      ResponseHead(MakeStart(200, {}), /*http10=*/true, /*keep_alive=*/false, false, std::nullopt);
   EXPECT_EQ(head, "HTTP/1.0 200 OK\r\nconnection: close\r\n\r\n");
 }
 

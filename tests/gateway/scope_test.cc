@@ -149,13 +149,8 @@ TEST_F(BuildScopeTest, TargetMustStartWithASlash) {
 }
 
 TEST_F(BuildScopeTest, HeadersKeepOrderAndDuplicatesWithLowerCasedNames) {
-  fields_ = {{"Host", "example.com"},
-             {"X-Trace", "1"},
-             {"Accept", "*/*"},
-             {"x-trace", "2"},
-             {"COOKIE", "a=b"},
-             {"X-TRACE", "3"},
-             {"X-Empty", ""}};
+  fields_ = {{"Host", "example.com"}, {"X-Trace", "1"}, {"Accept", "*/*"}, {"x-trace", "2"},
+             {"COOKIE", "a=b"},       {"X-TRACE", "3"}, {"X-Empty", ""}};
   const auto scope = Build();
   ASSERT_TRUE(scope.ok()) << scope.status();
   EXPECT_EQ(Headers(*scope), (Pairs{{"host", "example.com"},

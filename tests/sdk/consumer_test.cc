@@ -332,8 +332,8 @@ TEST(WebSocketConsumerTest, DefaultOnConnectAcceptsAndMessagesFlowInOrder) {
   Scope scope;
   scope.type = Scope::Type::kWebSocket;
   FakeConnection connection;
-  connection.inbox = {WebSocketConnect{}, Text("one"), Binary(std::string("\0\1", 2)),
-                      Text(""), Gone(1001, "going away")};
+  connection.inbox = {WebSocketConnect{}, Text("one"), Binary(std::string("\0\1", 2)), Text(""),
+                      Gone(1001, "going away")};
   const auto error = RunConsumer(consumer, scope, connection);
   EXPECT_FALSE(error);
   EXPECT_EQ(consumer.texts, (std::vector<std::string>{"one", ""}));
