@@ -363,7 +363,11 @@ void HttpSession::QueueReply(unsigned status, std::string_view body, bool retry_
 }
 
 void HttpSession::Grant(size_t bytes) {
-  if (worker_done_ || !instance_) return;
+  if (!instance_) return;
+  if (worker_done_) {
+    stall_.Disarm();  // the instance has ended: nobody waits for this credit
+    return;
+  }
   if (instance_->Consumed(bytes)) stall_.Disarm();
 }
 
@@ -404,6 +408,7 @@ void HttpSession::EndResponse() {
 }
 
 void HttpSession::DropInstance() {
+  stall_.Disarm();
   if (!instance_) return;
   shard_.Unregister(instance_->id());
   instance_.reset();
@@ -425,6 +430,7 @@ void HttpSession::EndRequest() {
 
 void HttpSession::HandleClose(const v1::Close& close) {
   worker_done_ = true;
+  stall_.Disarm();
   if (last_queued_) return;  // the response is complete once written
   if (head_written_) {
     // A started response the application never finished: all we can do is cut it.
@@ -461,7 +467,8 @@ void HttpSession::OnLinkLost() {
   // The registry has already let go of this id.
   worker_done_ = true;
   instance_.reset();
-  if (dead_) return;
+  stall_.Disarm();
+  if (dead_ || last_queued_) return;  // a complete response still gets written whole
   context_.metrics.worker_lost.Inc();
   if (head_written_) return CloseSocket();
   keep_alive_ = false;

@@ -97,9 +97,9 @@ void WebSocketSession::OnEnvelope(v1::Envelope& envelope) {
         }
       } else if (reason == v1::Close::REASON_APP_ERROR) {
         context_.metrics.app_errors.Inc();
-        Queue({"application error", false, true, 1011});
+        StartClose(1011, "application error");
       } else {
-        Queue({{}, false, true, 1000});
+        StartClose(1000, {});
       }
       break;
     }
@@ -116,7 +116,7 @@ void WebSocketSession::Fail(std::string_view why) {
   if (AwaitingApplication()) {
     Deny(500, "Internal Server Error\n");
   } else {
-    Queue({"application error", false, true, 1011});
+    StartClose(1011, "application error");
   }
 }
 
@@ -149,7 +149,7 @@ void WebSocketSession::HandleEvent(v1::Event& event) {
       }
       const uint32_t code = close.code() == 0 ? 1000 : close.code();
       if (!SendableCloseCode(static_cast<int>(code))) return Fail("reserved close code");
-      Queue({close.reason(), false, true, static_cast<uint16_t>(code)});
+      StartClose(static_cast<uint16_t>(code), close.reason());
       break;
     }
     default:
@@ -204,7 +204,7 @@ void WebSocketSession::Deny(unsigned status, std::string_view body) {
 }
 
 void WebSocketSession::Read() {
-  if (reading_ || state_ != State::kOpen) return;
+  if (reading_ || state_ != State::kOpen || closing_ || !instance_) return;
   if (!instance_->CanSend()) {
     // The consumer is behind: stop reading; TCP pushes back on the client.
     if (!read_stalled_) context_.metrics.credit_stalls_to_worker.Inc();
@@ -230,7 +230,10 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t /*bytes*/) {
                           ? std::string_view(reason.data(), reason.size())
                           : std::string_view());
   }
-  if (state_ != State::kOpen) return;
+  if (state_ != State::kOpen || closing_ || !instance_) {
+    buffer_.consume(buffer_.size());  // closing: what the client still sends is dropped
+    return;
+  }
   v1::Event event;
   auto* message = event.mutable_websocket_receive();
   message->set_data(beast::buffers_to_string(buffer_.data()));
@@ -242,8 +245,8 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t /*bytes*/) {
 }
 
 void WebSocketSession::Queue(Outgoing&& message) {
-  if (state_ == State::kDone || state_ == State::kClosing) {
-    if (!message.close) Grant(message.data.size());
+  if (state_ == State::kDone || closing_) {
+    Grant(message.data.size());  // dropped: the connection is closing
     return;
   }
   queued_bytes_.Add(static_cast<int64_t>(message.data.size()));
@@ -272,6 +275,7 @@ void WebSocketSession::Write() {
 
 void WebSocketSession::OnWrite(beast::error_code ec) {
   writing_ = false;
+  if (state_ == State::kDone) return;  // Gone() already dropped the queue
   if (ec) return Gone(1006, {});
   const size_t bytes = outgoing_[out_head_++].data.size();
   queued_bytes_.Sub(static_cast<int64_t>(bytes));
@@ -280,12 +284,13 @@ void WebSocketSession::OnWrite(beast::error_code ec) {
     out_head_ = 0;
   }
   Grant(bytes);
+  if (closing_) ArmCloseDeadline();  // progress: the deadline starts again
   Write();
 }
 
 void WebSocketSession::Grant(size_t bytes) {
   if (worker_done_ || !instance_) return;
-  if (instance_->Consumed(bytes) && !slow_closing_) stall_.Disarm();
+  if (instance_->Consumed(bytes) && !closing_) stall_.Disarm();
 }
 
 void WebSocketSession::TellDisconnected(uint16_t code, std::string_view reason) {
@@ -304,9 +309,28 @@ void WebSocketSession::DropInstance() {
   instance_.reset();
 }
 
+void WebSocketSession::StartClose(uint16_t code, std::string reason) {
+  if (state_ == State::kDone || closing_) return;
+  closing_ = true;
+  close_code_ = code;
+  outgoing_.push_back({std::move(reason), false, true, code});
+  ArmCloseDeadline();
+  Write();
+}
+
+void WebSocketSession::ArmCloseDeadline() {
+  // The close frame waits behind what is queued; if the queue makes no progress for the
+  // slow-client timeout (the client reads nothing), the socket is cut.
+  stall_.Disarm();
+  stall_.Arm(ws_.get_executor(), context_.options.slow_client_timeout, [self = self()] {
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    self->Gone(self->close_code_, "close timed out");
+  });
+}
+
 void WebSocketSession::SlowClient() {
-  if (state_ != State::kOpen || slow_closing_) return;
-  slow_closing_ = true;
+  if (state_ != State::kOpen || closing_) return;
   context_.metrics.slow_client_closes.Inc();
   SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": client read nothing for "
                                << context_.options.slow_client_timeout.count()
@@ -317,13 +341,7 @@ void WebSocketSession::SlowClient() {
     queued_bytes_.Sub(static_cast<int64_t>(outgoing_[i].data.size()));
   }
   outgoing_.resize(keep);
-  Queue({"client too slow", false, true, 1008});
-  stall_.Disarm();
-  stall_.Arm(ws_.get_executor(), context_.options.slow_client_timeout, [self = self()] {
-    beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).socket().close(ignored);
-    self->Gone(1008, "client too slow");
-  });
+  StartClose(1008, "client too slow");
 }
 
 void WebSocketSession::OnLinkLost() {
@@ -332,12 +350,13 @@ void WebSocketSession::OnLinkLost() {
   instance_.reset();
   context_.metrics.worker_lost.Inc();
   if (AwaitingApplication()) return Deny(502, "Bad Gateway: the worker went away\n");
-  Queue({"worker lost", false, true, 1011});
+  StartClose(1011, "worker lost");
 }
 
 void WebSocketSession::Gone(uint16_t code, std::string_view reason) {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
+  stall_.Disarm();
   TellDisconnected(code, reason);
   DropInstance();
   outgoing_.clear();

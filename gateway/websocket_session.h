@@ -65,6 +65,10 @@ class WebSocketSession final : public Endpoint {
   void Read();
   void OnRead(boost::beast::error_code ec, size_t bytes);
   void Queue(Outgoing&& message);
+  /// Queues the close frame after what is already queued; reading stops. If the close
+  /// cannot be written within --slow-client-timeout, the socket is cut.
+  void StartClose(uint16_t code, std::string reason);
+  void ArmCloseDeadline();
   void Write();
   void OnWrite(boost::beast::error_code ec);
   void Grant(size_t bytes);
@@ -82,7 +86,8 @@ class WebSocketSession final : public Endpoint {
   GaugeShare queued_bytes_;  // client-bound payload in outgoing_
   StallTimer stall_;         // armed while the worker has no credit left (client slow)
   bool read_stalled_ = false;
-  bool slow_closing_ = false;
+  bool closing_ = false;  // a close frame is queued: nothing more is read or sent
+  uint16_t close_code_ = 0;
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   boost::beast::flat_buffer buffer_;  // released after each message
   std::unique_ptr<Request> request_;  // until the handshake is answered

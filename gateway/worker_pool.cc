@@ -47,12 +47,16 @@ int64_t LinkCall::FreeSlots() const {
 }
 
 void LinkCall::Tick() {
-  if (!ready()) return;
-  if (writer_.Heartbeat(options_.heartbeat_interval)) StartWrite(writer_.frame());
+  // Before the Welcome our own interval applies: a worker that accepts the stream and never
+  // answers does not hold the link forever.
+  const bool ready = this->ready();
+  if (ready && writer_.Heartbeat(options_.heartbeat_interval)) StartWrite(writer_.frame());
+  const auto interval = ready ? worker_heartbeat_ : options_.heartbeat_interval;
   const auto silent = std::chrono::nanoseconds(MonotonicNanos() - last_read_ns_.load());
-  if (silent > 4 * worker_heartbeat_) {
+  if (silent > 4 * interval && !read_ended_.load()) {
     SLUICE_LOG(kWarning, "gateway")
-        << "worker " << worker_id_ << " at " << owner_.address().ToString() << " silent for "
+        << "worker " << (ready ? worker_id_ : "(no Welcome yet)") << " at "
+        << owner_.address().ToString() << " silent for "
         << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
         << " ms; dropping the link";
     context_.TryCancel();
@@ -121,8 +125,8 @@ void LinkCall::OnWriteDone(bool ok) {
 
 void LinkCall::EndRead() {
   ready_.store(false, std::memory_order_release);
+  writer_.Close();  // before read_ended_: no write may start once the hold can go
   read_ended_.store(true);
-  writer_.Close();
   MaybeRemoveHold();
 }
 
@@ -195,6 +199,14 @@ void WorkerLink::Stop() {
   if (call) call->Cancel();
 }
 
+void WorkerLink::AwaitEnded(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!mu_.AwaitWithTimeout(absl::Condition(this, &WorkerLink::ended), timeout)) {
+    SLUICE_LOG(kWarning, "gateway")
+        << "link to " << address_.ToString() << " did not end within the shutdown grace";
+  }
+}
+
 void WorkerLink::CallEnded(LinkCall* call, const grpc::Status& status, bool was_ready) {
   std::chrono::milliseconds delay;
   {
@@ -239,6 +251,8 @@ void WorkerPool::Start() {
 
 void WorkerPool::Stop() {
   for (auto& link : links_) link->Stop();
+  // Nothing may be torn down while a call's OnDone can still run on a gRPC thread.
+  for (auto& link : links_) link->AwaitEnded(absl::Seconds(2));
   boost::asio::post(tick_.get_executor(), [this] { tick_.cancel(); });
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/host_port.h"
 #include "common/link_writer.h"
 #include "gateway/options.h"
@@ -90,12 +91,16 @@ class WorkerLink final {
   std::shared_ptr<LinkCall> ready_call();
   std::shared_ptr<LinkCall> call();
   void Tick();
+  /// Ends the current call and stops reconnecting.
   void Stop();
+  /// After Stop: waits until the call has finished (its OnDone ran), at most `timeout`.
+  void AwaitEnded(absl::Duration timeout);
   const HostPort& address() const { return address_; }
 
  private:
   friend class LinkCall;
   void CallEnded(LinkCall* call, const grpc::Status& status, bool was_ready);
+  bool ended() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return call_ == nullptr; }
 
   const HostPort address_;
   const Options& options_;
@@ -125,7 +130,7 @@ class WorkerPool final {
  private:
   void ScheduleTick();
 
-  std::vector<std::unique_ptr<WorkerLink>> links_;
+  std::vector<std::unique_ptr<WorkerLink>> links_;  // stable: LinkCalls point at them
   boost::asio::steady_timer tick_;
   const std::chrono::milliseconds interval_;
   std::atomic<size_t> rotate_ = 0;

@@ -70,6 +70,9 @@ Task<void> Instance::Main(Application& app) {
   } catch (const std::exception& e) {
     reason = v1::Close::REASON_APP_ERROR;
     detail = e.what();
+  } catch (...) {
+    reason = v1::Close::REASON_APP_ERROR;
+    detail = "an exception not derived from std::exception";
   }
   if (reason == v1::Close::REASON_APP_ERROR) {
     metrics_.app_errors.Inc();
@@ -170,7 +173,7 @@ void Instance::Check(const Event& event) const {
   if (const auto* start = std::get_if<HttpResponseStart>(&event)) {
     if (!http) fail("not an HTTP connection");
     if (started_) fail("response already started");
-    if (start->status < 100 || start->status > 999) fail("status out of range");
+    if (start->status < 200 || start->status > 999) fail("status out of range (200-999)");
     CheckHeaders(start->headers);
   } else if (std::holds_alternative<HttpResponseBody>(event)) {
     if (!http) fail("not an HTTP connection");

@@ -21,6 +21,7 @@ LinkSession* LinkSession::Start(Runtime& runtime, grpc::CallbackServerContext* c
 LinkSession::LinkSession(Runtime& runtime, grpc::CallbackServerContext* context)
     : runtime_(runtime),
       context_(context),
+      peer_(context->peer()),
       writer_([this](v1::Frame& frame) {
         v1::Capacity* capacity = frame.mutable_capacity();
         capacity->set_capacity(runtime_.options().capacity);
@@ -49,13 +50,18 @@ void LinkSession::InstanceEnded(uint64_t id, v1::Close::Reason reason, std::stri
 }
 
 void LinkSession::Tick() {
-  if (!greeted_.load(std::memory_order_acquire)) return;
-  if (writer_.Heartbeat(runtime_.options().heartbeat_interval)) StartWrite(writer_.frame());
+  // Before the Hello the worker's own interval applies: a peer that opens the stream and
+  // never speaks does not hold it forever.
+  const bool greeted = greeted_.load(std::memory_order_acquire);
+  const auto interval = greeted ? gateway_heartbeat_ : runtime_.options().heartbeat_interval;
+  if (greeted && writer_.Heartbeat(runtime_.options().heartbeat_interval)) {
+    StartWrite(writer_.frame());
+  }
   const auto silent = std::chrono::nanoseconds(MonotonicNanos() - last_read_ns_.load());
-  if (silent > 4 * gateway_heartbeat_) {
+  if (silent > 4 * interval) {
     SLUICE_LOG(kWarning, "worker")
-        << "gateway " << gateway_id_ << " silent for "
-        << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
+        << "gateway " << (greeted ? gateway_id_ : "(no Hello yet)") << " at " << peer_
+        << " silent for " << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
         << " ms; dropping its link";
     EndStream(grpc::Status(grpc::StatusCode::UNAVAILABLE, "heartbeat timeout"));
   }
@@ -91,7 +97,7 @@ bool LinkSession::HandleHello(const v1::Frame& frame) {
     gateway_heartbeat_ = std::chrono::milliseconds(frame.hello().heartbeat_interval_ms());
   }
   greeted_.store(true, std::memory_order_release);
-  SLUICE_LOG(kInfo, "worker") << "link up: gateway " << gateway_id_ << " from " << context_->peer();
+  SLUICE_LOG(kInfo, "worker") << "link up: gateway " << gateway_id_ << " from " << peer_;
   v1::Frame welcome;
   v1::Welcome* w = welcome.mutable_welcome();
   w->set_protocol_version(kProtocolVersion);
@@ -137,6 +143,10 @@ void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
       runtime_.options().receive_window, send_window_, runtime_.metrics());
   {
     absl::MutexLock lock(&mu_);
+    if (ending_) {  // the link is going: the instance would never hear of it
+      runtime_.Release();
+      return;
+    }
     if (!instances_.emplace(id, instance).second) {
       SLUICE_LOG(kError, "worker") << "gateway " << gateway_id_ << " reused connection id " << id
                                    << "; ignoring the second Open";
@@ -156,6 +166,9 @@ std::shared_ptr<Instance> LinkSession::Find(uint64_t id) {
 }
 
 void LinkSession::EndStream(grpc::Status status) {
+  // Close the writer first: from here on nothing can start a write, so the Finish that
+  // MaybeFinish may issue (here or in a racing OnWriteDone) is the stream's last operation.
+  writer_.Close();
   std::unordered_map<uint64_t, std::shared_ptr<Instance>> orphans;
   {
     absl::MutexLock lock(&mu_);
@@ -169,7 +182,6 @@ void LinkSession::EndStream(grpc::Status status) {
                                 << " connections dropped";
   }
   for (auto& [id, instance] : orphans) instance->LinkLost();
-  writer_.Close();
   MaybeFinish();
 }
 

@@ -53,6 +53,7 @@ class LinkSession final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
 
   Runtime& runtime_;
   grpc::CallbackServerContext* const context_;
+  const std::string peer_;  // for log lines, readable from any thread
   LinkWriter writer_;
   v1::Frame in_;  // owned by the read in flight
   std::shared_ptr<LinkSession> self_;
