@@ -185,6 +185,11 @@ void LinkSession::EndStream(grpc::Status status) {
   MaybeFinish();
 }
 
+void LinkSession::Abandon() {
+  absl::MutexLock lock(&mu_);
+  instances_.clear();
+}
+
 void LinkSession::MaybeFinish() {
   grpc::Status status;
   {

@@ -35,6 +35,11 @@ class LinkSession final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
   void InstanceEnded(uint64_t id, v1::Close::Reason reason, std::string detail);
   /// From the runtime's timer: a heartbeat when idle; gives up on a silent gateway.
   void Tick();
+  /// Ends the stream (the worker is stopping): instances are told their client is gone.
+  void End(grpc::Status status) { EndStream(std::move(status)); }
+  /// After the runtime's threads have stopped: forgets the instances that never ended, so
+  /// they and this link (which point at each other) can be freed.
+  void Abandon();
 
  private:
   LinkSession(Runtime& runtime, grpc::CallbackServerContext* context);

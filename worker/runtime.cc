@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/process.h"
+#include "common/protocol.h"
 #include "sluice/v1/link.grpc.pb.h"
 #include "worker/link_session.h"
 
@@ -41,13 +42,13 @@ absl::Status Runtime::Start() {
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(service_.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);
-  builder.SetMaxSendMessageSize(64 << 20);
-  // Transport-level liveness under the link's own heartbeats: a peer that stops reading
-  // entirely is cut off by HTTP/2 keepalive.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+  // Accept the gateway's keepalive pings (sent at kKeepaliveTimeMs) without calling them abuse.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             kKeepaliveTimeMs / 2);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
@@ -78,13 +79,36 @@ absl::Status Runtime::Start() {
 
 void Runtime::Stop() {
   admin_.Stop();
+  // End every link ourselves: gateways see it at once (and send new connections elsewhere),
+  // and gRPC's shutdown need not wait out its grace.
+  for (auto& link : LiveLinks())
+    link->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker stopping"));
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     server_.reset();
   }
+  // Instances have been told their client is gone; give them a moment to return.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (active() > 0 && !threads_.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   io_.stop();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
+  // Instances that never returned hold their link and it holds them: let go of both.
+  for (auto& link : LiveLinks()) link->Abandon();
+}
+
+std::vector<std::shared_ptr<LinkSession>> Runtime::LiveLinks() {
+  std::vector<std::shared_ptr<LinkSession>> live;
+  absl::MutexLock lock(&links_mu_);
+  std::erase_if(links_, [&](const std::weak_ptr<LinkSession>& weak) {
+    auto link = weak.lock();
+    if (!link) return true;
+    live.push_back(std::move(link));
+    return false;
+  });
+  return live;
 }
 
 bool Runtime::TryAdmit() {
@@ -106,17 +130,7 @@ void Runtime::ScheduleTick() {
   tick_.expires_after(options_.heartbeat_interval / 2);
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    std::vector<std::shared_ptr<LinkSession>> live;
-    {
-      absl::MutexLock lock(&links_mu_);
-      std::erase_if(links_, [&](const std::weak_ptr<LinkSession>& weak) {
-        auto link = weak.lock();
-        if (!link) return true;
-        live.push_back(std::move(link));
-        return false;
-      });
-    }
-    for (auto& link : live) link->Tick();
+    for (auto& link : LiveLinks()) link->Tick();
     ScheduleTick();
   });
 }

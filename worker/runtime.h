@@ -71,6 +71,7 @@ class Runtime final {
  private:
   class Service;
   void ScheduleTick();
+  std::vector<std::shared_ptr<LinkSession>> LiveLinks();
 
   Application& app_;
   const Options options_;

@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import websockets
 
@@ -217,6 +218,29 @@ def wait_for_metric(admin_port, name, predicate, timeout=5.0, what=""):
         time.sleep(0.05)
 
 
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Poll predicate() until it returns a true value (returned); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(interval)
+
+
+# Text a process's stderr must never contain: sanitizer reports (builds with
+# SLUICE_SANITIZE=ON) and std::terminate ("terminate called after throwing ...").
+CRASH_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error", "terminate")
+
+
+def crash_markers(path) -> list:
+    """The CRASH_MARKERS found in a log file (e.g. Proc.stderr_path)."""
+    text = Path(path).read_text("utf-8", "replace")
+    return [marker for marker in CRASH_MARKERS if marker in text]
+
+
 def rss_bytes(pid) -> int:
     """Resident set size (VmRSS) of a process, in bytes."""
     with open(f"/proc/{pid}/status") as status:
@@ -304,6 +328,31 @@ def wait_closed_by_peer(sock, timeout):
         if not data:
             return time.monotonic() - started, received
         received += data
+
+
+def read_to_eof(sock, timeout):
+    """Read until the peer closes the connection. Returns (data, error): error is None for
+    an orderly EOF, else the ConnectionResetError/BrokenPipeError that ended the reading.
+    Fails if the connection is still open after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    parts = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(
+                f"connection still open after {timeout} s "
+                f"({sum(map(len, parts))} bytes received meanwhile)"
+            )
+        sock.settimeout(remaining)
+        try:
+            data = sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            return b"".join(parts), exc
+        if not data:
+            return b"".join(parts), None
+        parts.append(data)
 
 
 def read_http_response(sock, timeout=5.0):
