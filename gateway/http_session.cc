@@ -395,6 +395,7 @@ void HttpSession::OnWrite(beast::error_code ec) {
     write_head_ = 0;
   }
   if (written.event) Grant(written.event_bytes);
+  if (worker_done_ && !written.last) ArmWriteDeadline();  // progress: start again
   if (written.last) {
     EndResponse();
   } else {
@@ -431,7 +432,7 @@ void HttpSession::EndRequest() {
 void HttpSession::HandleClose(const v1::Close& close) {
   worker_done_ = true;
   stall_.Disarm();
-  if (last_queued_) return;  // the response is complete once written
+  if (last_queued_) return ArmWriteDeadline();  // the response is complete once written
   if (head_written_) {
     // A started response the application never finished: all we can do is cut it.
     SLUICE_LOG(kWarning, "gateway")
@@ -468,7 +469,8 @@ void HttpSession::OnLinkLost() {
   worker_done_ = true;
   instance_.reset();
   stall_.Disarm();
-  if (dead_ || last_queued_) return;  // a complete response still gets written whole
+  if (dead_) return;
+  if (last_queued_) return ArmWriteDeadline();  // a complete response still gets written whole
   context_.metrics.worker_lost.Inc();
   if (head_written_) return CloseSocket();
   keep_alive_ = false;
@@ -481,11 +483,20 @@ void HttpSession::ClientGone() {
   CloseSocket();
 }
 
+void HttpSession::ArmWriteDeadline() {
+  // The instance has ended; what is queued must still reach the client, and a client that
+  // reads nothing for the slow-client timeout is not kept forever.
+  if (dead_ || write_head_ == writes_.size()) return;
+  stall_.Disarm();
+  stall_.Arm(stream_.get_executor(), context_.options.slow_client_timeout,
+             [self = self()] { self->SlowClient(); });
+}
+
 void HttpSession::SlowClient() {
   context_.metrics.slow_client_closes.Inc();
-  SLUICE_LOG(kInfo, "gateway") << "HTTP client read nothing for "
+  SLUICE_LOG(kInfo, "gateway") << "HTTP client took in nothing for "
                                << context_.options.slow_client_timeout.count()
-                               << " s with its response queue full; closing it";
+                               << " s of a pending response; closing it";
   ClientGone();
 }
 

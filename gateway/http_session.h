@@ -74,6 +74,9 @@ class HttpSession final : public Endpoint {
   void Abort(std::string_view why);
   void ClientGone();
   void SlowClient();
+  /// Once the instance has ended: the queued response must make progress within the
+  /// slow-client timeout, else the client is closed.
+  void ArmWriteDeadline();
   /// 413, 431, 400, 503: an answer of the gateway's own that ends the connection.
   void Refuse(unsigned status, std::string_view body, Counter& reason);
   void CloseSocket();
