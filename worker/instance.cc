@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -42,20 +43,24 @@ void CheckHeaders(const Headers& headers) {
 
 Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
                    net::any_io_executor strand, const v1::Window& receive_window,
-                   const v1::Window& send_window, Metrics& metrics)
+                   const v1::Window& send_window, std::chrono::milliseconds close_timeout,
+                   Metrics& metrics)
     : id_(id),
       scope_(std::move(scope)),
       link_(std::move(link)),
       strand_(std::move(strand)),
       receive_wake_(strand_, net::steady_timer::time_point::max()),
       send_wake_(strand_, net::steady_timer::time_point::max()),
+      close_timeout_(close_timeout),
       metrics_(metrics),
       inbox_bytes_(metrics.queued_bytes),
       receive_window_(receive_window),
       send_credit_(send_window) {}
 
 void Instance::Start(Application& app) {
-  net::co_spawn(strand_, Main(app), [self = shared_from_this()](const std::exception_ptr&) {});
+  net::co_spawn(strand_, Main(app),
+                net::bind_cancellation_slot(
+                    cancel_.slot(), [self = shared_from_this()](const std::exception_ptr&) {}));
 }
 
 Task<void> Instance::Main(Application& app) {
@@ -73,6 +78,12 @@ Task<void> Instance::Main(Application& app) {
   } catch (...) {
     reason = v1::Close::REASON_APP_ERROR;
     detail = "an exception not derived from std::exception";
+  }
+  ended_ = true;
+  close_timer_.reset();
+  if (cancelled_) {  // whatever it threw, it was our cancellation that ended it
+    reason = v1::Close::REASON_DONE;
+    detail = "cancelled: no return within the close timeout";
   }
   if (reason == v1::Close::REASON_APP_ERROR) {
     metrics_.app_errors.Inc();
@@ -109,7 +120,10 @@ void Instance::DeliverOnStrand(v1::Event&& event) {
   inbox_.push_back(*std::move(converted));
   inbox_bytes_.Add(static_cast<int64_t>(bytes));
   receive_wake_.cancel();
-  if (gone_) send_wake_.cancel();
+  if (gone_) {
+    send_wake_.cancel();
+    ArmCloseTimeout();
+  }
 }
 
 void Instance::PushDisconnect() {
@@ -122,6 +136,22 @@ void Instance::PushDisconnect() {
   }
   receive_wake_.cancel();
   send_wake_.cancel();
+  ArmCloseTimeout();
+}
+
+void Instance::ArmCloseTimeout() {
+  if (ended_ || close_timer_) return;
+  close_timer_ = std::make_unique<net::steady_timer>(strand_, close_timeout_);
+  close_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->ended_) return;
+    self->metrics_.close_timeouts.Inc();
+    SLUICE_LOG(kWarning, "worker")
+        << "consumer for " << self->scope_.path << " (connection " << self->id_
+        << ") did not return within " << self->close_timeout_.count()
+        << " ms of its disconnect; cancelling it";
+    self->cancelled_ = true;
+    self->cancel_.emit(net::cancellation_type::terminal);
+  });
 }
 
 void Instance::Grant(const v1::Window& credit) {

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -24,7 +26,8 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
  public:
   Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
            boost::asio::any_io_executor strand, const v1::Window& receive_window,
-           const v1::Window& send_window, Metrics& metrics);
+           const v1::Window& send_window, std::chrono::milliseconds close_timeout,
+           Metrics& metrics);
 
   /// Creates the consumer and runs it on the strand; tells the link when it has ended.
   void Start(Application& app);
@@ -42,6 +45,9 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   Task<void> Main(Application& app);
   void DeliverOnStrand(v1::Event&& event);
   void PushDisconnect();
+  /// The consumer has been told its client is gone; if it has not returned within the close
+  /// timeout, its coroutine is cancelled (its pending wait throws operation_aborted).
+  void ArmCloseTimeout();
   void Check(const Event& event) const;
 
   const uint64_t id_;
@@ -52,6 +58,11 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   boost::asio::steady_timer send_wake_;
   std::vector<Event> inbox_;  // FIFO; small: bounded by the receive window
   size_t inbox_head_ = 0;
+  const std::chrono::milliseconds close_timeout_;
+  boost::asio::cancellation_signal cancel_;
+  std::unique_ptr<boost::asio::steady_timer> close_timer_;  // only once disconnected
+  bool cancelled_ = false;
+  bool ended_ = false;
   Metrics& metrics_;
   GaugeShare inbox_bytes_;
   ReceiveWindow receive_window_;

@@ -138,9 +138,10 @@ void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
     Enqueue(std::move(rejected));
     return;
   }
-  auto instance = std::make_shared<Instance>(
-      id, FromProto(std::move(scope)), shared_from_this(), boost::asio::make_strand(runtime_.io()),
-      runtime_.options().receive_window, send_window_, runtime_.metrics());
+  auto instance = std::make_shared<Instance>(id, FromProto(std::move(scope)), shared_from_this(),
+                                             boost::asio::make_strand(runtime_.io()),
+                                             runtime_.options().receive_window, send_window_,
+                                             runtime_.options().close_timeout, runtime_.metrics());
   {
     absl::MutexLock lock(&mu_);
     if (ending_) {  // the link is going: the instance would never hear of it

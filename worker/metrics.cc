@@ -15,6 +15,9 @@ Metrics::Metrics(MetricsRegistry& r)
       send_stalls(r.AddCounter("sluice_worker_send_stalls_total",
                                "Sends that waited for credit because the client was slow")),
       protocol_errors(r.AddCounter("sluice_worker_protocol_errors_total",
-                                   "Link protocol violations by gateways")) {}
+                                   "Link protocol violations by gateways")),
+      close_timeouts(r.AddCounter("sluice_worker_close_timeouts_total",
+                                  "Consumers cancelled for not returning within --close-timeout "
+                                  "of their disconnect")) {}
 
 }  // namespace sluice::worker

@@ -15,6 +15,7 @@ struct Metrics {
   Counter& app_errors;       // consumers that raised or broke the ASGI rules
   Counter& send_stalls;      // sends that waited for credit (a slow client)
   Counter& protocol_errors;  // gateways that broke the link protocol
+  Counter& close_timeouts;   // consumers cancelled for not returning after their disconnect
 };
 
 }  // namespace sluice::worker

@@ -23,6 +23,12 @@ int RunWorker(Application& app, int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--worker-id", options.worker_id, "name in logs and metrics")
       ->capture_default_str();
+  double close_timeout = std::chrono::duration<double>(options.close_timeout).count();
+  cli.add_option("--close-timeout", close_timeout,
+                 "seconds a consumer may take to return after its disconnect before it is "
+                 "cancelled")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   std::string admin;
   cli.add_option("--admin", admin, "HOST:PORT serving /metrics and /healthz (off when empty)");
   cli.add_option("--window-events", window_events, "per-connection inbox, in events")
@@ -44,6 +50,7 @@ int RunWorker(Application& app, int argc, char** argv) {
     }
     options.admin = *address;
   }
+  options.close_timeout = std::chrono::milliseconds(static_cast<int64_t>(close_timeout * 1000));
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
 

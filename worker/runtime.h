@@ -36,6 +36,9 @@ struct Options {
   /// Initial per-connection credit granted to gateways: the bound of each instance's inbox.
   v1::Window receive_window;
   std::chrono::milliseconds heartbeat_interval{1000};
+  /// A consumer that has not returned this long after its disconnect is cancelled (Daphne's
+  /// application close timeout), so it cannot hold a capacity slot forever.
+  std::chrono::milliseconds close_timeout{10000};
   /// Where /metrics and /healthz are served; none when unset.
   std::optional<HostPort> admin;
 

@@ -422,3 +422,28 @@ def test_worker_and_gateway_metrics(start_worker, start_gateway):
     wait_for_metric(gateway.admin_port, G + "websockets", lambda v: v == 0, what="0")
     wait_for_metric(gateway.admin_port, G + "connections", lambda v: v == 0, what="0")
     wait_for_metric(worker.admin_port, "sluice_worker_instances", lambda v: v == 0, what="0")
+
+
+def test_consumer_ignoring_its_disconnect_is_cancelled_after_close_timeout(
+    start_worker, start_gateway
+):
+    """An SSE consumer sleeping between events when its client leaves must not hold its
+    capacity slot until it next wakes (here 10 minutes): it is cancelled after --close-timeout,
+    counted, and not reported as an application error."""
+    worker = start_worker(admin=True, extra_args=["--close-timeout", "1"])
+    gateway = start_gateway([worker.port])
+    with socket.create_connection((HOST, gateway.port), timeout=5) as sock:
+        sock.sendall(b"GET /sse?interval_ms=600000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        deadline = time.monotonic() + 5
+        while b"data: 1" not in received:
+            assert time.monotonic() < deadline, f"no first event: {received!r}"
+            chunk = sock.recv(4096)
+            assert chunk, f"connection closed early: {received!r}"
+            received += chunk
+    # The client is gone; the consumer sleeps in its 10-minute timer.
+    wait_for_metric(worker.admin_port, "sluice_worker_instances", lambda v: v == 0, timeout=4,
+                    what="the instance ends within the close timeout")
+    samples = scrape_metrics(worker.admin_port)
+    assert samples["sluice_worker_close_timeouts_total"] == 1
+    assert samples["sluice_worker_app_errors_total"] == 0
