@@ -1,29 +1,14 @@
 #include "gateway/response.h"
 
 #include <boost/beast/http/status.hpp>
-#include <cctype>
 #include <charconv>
+
+#include "common/text.h"
 
 namespace sluice::gateway {
 namespace http = boost::beast::http;
 
 namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool IsTokenChar(unsigned char c) {
-  return std::isalnum(c) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
 
 std::string StatusLine(unsigned status, bool http10) {
   std::string line = http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -39,13 +24,7 @@ std::string StatusLine(unsigned status, bool http10) {
 
 bool ValidHeaders(const HeaderList& headers) {
   for (const v1::Header& header : headers) {
-    if (header.name().empty()) return false;
-    for (const unsigned char c : header.name()) {
-      if (!IsTokenChar(c)) return false;
-    }
-    if (header.value().find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return false;
-    }
+    if (!ValidHeaderField(header.name(), header.value())) return false;
   }
   return true;
 }

@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-#include "common/percent.h"
+#include "common/text.h"
 
 namespace sluice::gateway {
 namespace http = boost::beast::http;
@@ -16,11 +16,6 @@ void SetAddress(const boost::asio::ip::tcp::endpoint& endpoint, v1::Address* out
   }
   out->set_host(address.to_string());
   out->set_port(endpoint.port());
-}
-
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 std::string_view Trim(std::string_view s) {

@@ -9,8 +9,8 @@
 #include <stdexcept>
 
 #include "common/log.h"
-#include "common/percent.h"
 #include "common/protocol.h"
+#include "common/text.h"
 #include "worker/codec.h"
 #include "worker/link_session.h"
 
@@ -19,23 +19,9 @@ namespace net = boost::asio;
 
 namespace {
 
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (const unsigned char c : s) {
-    constexpr std::string_view kSeparators = "()<>@,;:\\\"/[]?={}";
-    if (c <= 32 || c >= 127 || kSeparators.find(static_cast<char>(c)) != kSeparators.npos) {
-      return false;
-    }
-  }
-  return true;
-}
-
 void CheckHeaders(const Headers& headers) {
   for (const auto& [name, value] : headers) {
-    if (!IsToken(name)) throw std::invalid_argument("invalid header name: " + name);
-    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      throw std::invalid_argument("invalid value for header " + name);
-    }
+    if (!ValidHeaderField(name, value)) throw std::invalid_argument("invalid header: " + name);
   }
 }
 

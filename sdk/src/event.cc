@@ -1,6 +1,6 @@
 #include "sluice/event.h"
 
-#include "common/percent.h"
+#include "common/text.h"
 
 namespace sluice {
 

@@ -1,20 +1,10 @@
 #include "sluice/http_consumer.h"
 
-#include <algorithm>
-#include <cctype>
 #include <stdexcept>
 
+#include "common/text.h"
+
 namespace sluice {
-namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-}  // namespace
 
 Task<void> HttpConsumer::Run() { co_await Handle(); }
 

@@ -188,39 +188,31 @@ TEST(HttpConsumerTest, RespondAddsTheGivenContentType) {
   EXPECT_EQ(std::get<HttpResponseBody>(connection.sent[1]).body, "<p>hi</p>");
 }
 
-TEST(HttpConsumerTest, RespondKeepsTheApplicationsContentType) {
+// The headers of the http.response.start that Respond() sends, given the application's
+// headers and default content type.
+Headers RespondedHeaders(Headers headers, std::string content_type) {
   CustomResponse consumer;
-  consumer.headers = {{"content-type", "application/json"}};
-  consumer.content_type = "text/html";
+  consumer.headers = std::move(headers);
+  consumer.content_type = std::move(content_type);
   Scope scope;
   FakeConnection connection;
   EXPECT_FALSE(RunConsumer(consumer, scope, connection));
-  ASSERT_EQ(connection.sent.size(), 2u);
-  EXPECT_EQ(std::get<HttpResponseStart>(connection.sent[0]).headers,
+  EXPECT_EQ(connection.sent.size(), 2u);
+  return std::get<HttpResponseStart>(connection.sent.at(0)).headers;
+}
+
+TEST(HttpConsumerTest, RespondKeepsTheApplicationsContentType) {
+  EXPECT_EQ(RespondedHeaders({{"content-type", "application/json"}}, "text/html"),
             (Headers{{"content-type", "application/json"}}));
 }
 
 TEST(HttpConsumerTest, RespondKeepsTheApplicationsContentTypeInAnyCase) {
   // Header names are case-insensitive: "Content-Type" is a content-type.
-  CustomResponse consumer;
-  consumer.headers = {{"Content-Type", "application/json"}};
-  consumer.content_type = "text/html";
-  Scope scope;
-  FakeConnection connection;
-  EXPECT_FALSE(RunConsumer(consumer, scope, connection));
-  ASSERT_EQ(connection.sent.size(), 2u);
-  EXPECT_EQ(std::get<HttpResponseStart>(connection.sent[0]).headers,
+  EXPECT_EQ(RespondedHeaders({{"Content-Type", "application/json"}}, "text/html"),
             (Headers{{"Content-Type", "application/json"}}));
 }
 
-TEST(HttpConsumerTest, RespondWithoutContentType) {
-  CustomResponse consumer;
-  Scope scope;
-  FakeConnection connection;
-  EXPECT_FALSE(RunConsumer(consumer, scope, connection));
-  ASSERT_EQ(connection.sent.size(), 2u);
-  EXPECT_TRUE(std::get<HttpResponseStart>(connection.sent[0]).headers.empty());
-}
+TEST(HttpConsumerTest, RespondWithoutContentType) { EXPECT_TRUE(RespondedHeaders({}, "").empty()); }
 
 class Streaming final : public HttpConsumer {
  public:

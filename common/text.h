@@ -6,6 +6,39 @@
 
 namespace sluice {
 
+/// RFC 9110 tchar: what header names, methods and subprotocols are made of.
+inline bool IsTokenChar(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/// A non-empty token.
+inline bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (const char c : s) {
+    if (!IsTokenChar(c)) return false;
+  }
+  return true;
+}
+
+/// ASCII case-insensitive equality (header names).
+inline bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y)) return false;
+  }
+  return true;
+}
+
+/// A header an application may send: a token name, and a value without CR, LF or NUL (so it
+/// can never split a response). Checked by the SDK runtime and again by the gateway.
+inline bool ValidHeaderField(std::string_view name, std::string_view value) {
+  return IsToken(name) && value.find_first_of(std::string_view("\r\n\0", 3)) == value.npos;
+}
+
 /// Decodes %XX escapes (and '+' as space when `plus_is_space`, for query strings).
 /// nullopt on a malformed escape.
 inline std::optional<std::string> PercentDecode(std::string_view in, bool plus_is_space = false) {

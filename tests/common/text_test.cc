@@ -1,4 +1,4 @@
-#include "common/percent.h"
+#include "common/text.h"
 
 #include <gtest/gtest.h>
 
