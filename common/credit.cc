@@ -1,6 +1,15 @@
 #include "common/credit.h"
 
+#include "common/protocol.h"
+
 namespace sluice {
+
+v1::Window DefaultWindow() {
+  v1::Window window;
+  window.set_events(kDefaultWindowEvents);
+  window.set_bytes(kDefaultWindowBytes);
+  return window;
+}
 
 size_t EventBytes(const v1::Event& event) {
   switch (event.kind_case()) {
@@ -35,7 +44,8 @@ void SendCredit::Grant(const v1::Window& grant) {
   bytes_ += static_cast<int64_t>(grant.bytes());
 }
 
-ReceiveWindow::ReceiveWindow(const v1::Window& window) : window_(window), peer_(window) {}
+ReceiveWindow::ReceiveWindow(const v1::Window& window)
+    : window_events_(window.events()), window_bytes_(window.bytes()), peer_(window) {}
 
 bool ReceiveWindow::OnReceived(size_t bytes) {
   if (!peer_.CanSend()) return false;
@@ -46,11 +56,11 @@ bool ReceiveWindow::OnReceived(size_t bytes) {
 std::optional<v1::Window> ReceiveWindow::OnConsumed(size_t bytes) {
   ++consumed_events_;
   consumed_bytes_ += bytes;
-  if (consumed_events_ * 2 < window_.events() && consumed_bytes_ * 2 < window_.bytes()) {
+  if (consumed_events_ * 2 < window_events_ && consumed_bytes_ * 2 < window_bytes_) {
     return std::nullopt;
   }
   v1::Window grant;
-  grant.set_events(static_cast<uint32_t>(consumed_events_));
+  grant.set_events(consumed_events_);
   grant.set_bytes(consumed_bytes_);
   consumed_events_ = 0;
   consumed_bytes_ = 0;

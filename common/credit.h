@@ -8,6 +8,9 @@
 
 namespace sluice {
 
+/// The default window (kDefaultWindowEvents / kDefaultWindowBytes).
+v1::Window DefaultWindow();
+
 /// Payload size of an event for byte credit: its body, text or bytes.
 size_t EventBytes(const v1::Event& event);
 
@@ -50,9 +53,10 @@ class ReceiveWindow final {
   bool peer_blocked() const { return !peer_.CanSend(); }
 
  private:
-  v1::Window window_;
+  uint32_t window_events_;
+  uint64_t window_bytes_;
   SendCredit peer_;  // what the sender may still send, as far as we know
-  uint64_t consumed_events_ = 0;
+  uint32_t consumed_events_ = 0;
   uint64_t consumed_bytes_ = 0;
 };
 

@@ -2,11 +2,22 @@
 
 namespace sluice {
 
-bool LinkWriter::Push(v1::Envelope&& envelope) {
+bool LinkWriter::Push(std::vector<v1::Frame>&& frames, size_t bytes) {
   absl::MutexLock lock(&mu_);
   if (closed_) return false;
-  queue_.Push(std::move(envelope));
+  // The estimate is spread evenly: only the total matters for the gauge, and frames were
+  // already cut near the limit by the Outbox.
+  const size_t each = frames.empty() ? 0 : bytes / frames.size();
+  for (v1::Frame& frame : frames) queue_.push_back({std::move(frame), each});
+  queued_bytes_ += each * frames.size();
   return StartLocked();
+}
+
+bool LinkWriter::Push(v1::Envelope&& envelope) {
+  const size_t bytes = EstimateBytes(envelope);
+  std::vector<v1::Frame> frames(1);
+  frames[0].mutable_envelopes()->Add(std::move(envelope));
+  return Push(std::move(frames), bytes);
 }
 
 bool LinkWriter::PushFrame(v1::Frame&& frame) {
@@ -29,17 +40,18 @@ bool LinkWriter::Heartbeat(std::chrono::steady_clock::duration interval) {
 bool LinkWriter::WriteDone() {
   absl::MutexLock lock(&mu_);
   writing_ = false;
+  frame_ = v1::Frame();  // frees the payloads now (Clear would keep their memory for reuse)
   if (closed_) return false;
   return StartLocked();
 }
 
 void LinkWriter::Close() {
+  std::deque<Queued> dropped;  // freed outside the lock; not frame_: a write may be in flight
   absl::MutexLock lock(&mu_);
   closed_ = true;
   control_.clear();
-  v1::Frame dropped;  // not frame_: a write of it may still be in flight
-  while (queue_.Pop(&dropped)) {
-  }
+  dropped.swap(queue_);
+  queued_bytes_ = 0;
 }
 
 bool LinkWriter::writing() const {
@@ -54,7 +66,7 @@ bool LinkWriter::closed() const {
 
 size_t LinkWriter::queued_bytes() const {
   absl::MutexLock lock(&mu_);
-  return queue_.queued_bytes();
+  return queued_bytes_;
 }
 
 bool LinkWriter::StartLocked() {
@@ -62,10 +74,23 @@ bool LinkWriter::StartLocked() {
   if (!control_.empty()) {
     frame_ = std::move(control_.front());
     control_.pop_front();
-  } else if (!queue_.Pop(&frame_)) {
-    if (!heartbeat_due_) return false;
-    frame_.Clear();
+  } else if (!queue_.empty()) {
+    // Merge what queued meanwhile into one Frame, up to the size limit.
+    frame_ = std::move(queue_.front().frame);
+    size_t bytes = queue_.front().bytes;
+    queued_bytes_ -= bytes;
+    queue_.pop_front();
+    while (!queue_.empty() && bytes + queue_.front().bytes <= max_frame_bytes_) {
+      bytes += queue_.front().bytes;
+      queued_bytes_ -= queue_.front().bytes;
+      MoveEnvelopes(queue_.front().frame, frame_);
+      queue_.pop_front();
+    }
+  } else if (heartbeat_due_) {
+    frame_ = v1::Frame();
     frame_.mutable_heartbeat();
+  } else {
+    return false;
   }
   heartbeat_due_ = false;
   if (stamp_) stamp_(frame_);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,41 +70,72 @@ inline std::optional<std::string> PercentDecode(std::string_view in, bool plus_i
   return out;
 }
 
-/// Whether `s` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
-inline bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  while (i < s.size()) {
-    const unsigned char c = byte(i);
-    size_t n = 0;
-    unsigned cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
+/// Validates UTF-8 incrementally (WebSocket text arrives in pieces): well-formed sequences
+/// only, no overlongs, no surrogates, nothing above U+10FFFF. Fails at the first byte that
+/// cannot be part of valid text, so a bad message is refused before it is read whole.
+class Utf8Validator final {
+ public:
+  /// Feeds the next bytes. False once the input can no longer be valid (then stays false).
+  bool Feed(std::string_view s) {
+    if (failed_) return false;
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* end = p + s.size();
+    while (p < end) {
+      if (need_ == 0) {
+        // ASCII fast path, eight bytes at a time.
+        while (end - p >= 8) {
+          uint64_t word;
+          std::memcpy(&word, p, 8);
+          if (word & 0x8080808080808080ULL) break;
+          p += 8;
+        }
+        if (p == end) break;
+        const unsigned char c = *p++;
+        if (c < 0x80) continue;
+        lo_ = 0x80;
+        hi_ = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+          need_ = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+          need_ = 2;
+          if (c == 0xE0) lo_ = 0xA0;  // overlong
+          if (c == 0xED) hi_ = 0x9F;  // surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+          need_ = 3;
+          if (c == 0xF0) lo_ = 0x90;  // overlong
+          if (c == 0xF4) hi_ = 0x8F;  // above U+10FFFF
+        } else {
+          return Fail();
+        }
+      } else {
+        const unsigned char c = *p++;
+        if (c < lo_ || c > hi_) return Fail();
+        lo_ = 0x80;
+        hi_ = 0xBF;
+        --need_;
+      }
     }
-    if (i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      if ((byte(i + k) & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (byte(i + k) & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
+    return true;
   }
-  return true;
+  /// The input so far is valid and ends on a character boundary.
+  bool complete() const { return !failed_ && need_ == 0; }
+  void Reset() { *this = Utf8Validator(); }
+
+ private:
+  bool Fail() {
+    failed_ = true;
+    return false;
+  }
+  uint8_t need_ = 0;  // continuation bytes still expected
+  uint8_t lo_ = 0x80;
+  uint8_t hi_ = 0xBF;  // range allowed for the next continuation byte
+  bool failed_ = false;
+};
+
+/// Whether `s` is well-formed UTF-8.
+inline bool IsValidUtf8(std::string_view s) {
+  Utf8Validator validator;
+  return validator.Feed(s) && validator.complete();
 }
 
 }  // namespace sluice

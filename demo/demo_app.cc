@@ -1,6 +1,7 @@
 #include "demo/demo_app.h"
 
 #include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -71,11 +72,34 @@ class Hello final : public HttpConsumer {
   Task<void> Handle() override { co_await Respond(200, "Hello, world"); }
 };
 
+Headers EchoHeaders(const Scope& scope) {
+  Headers headers;
+  headers.emplace_back("content-type",
+                       scope.Header("content-type").value_or("application/octet-stream"));
+  return headers;
+}
+
+// POST /echo: reads the whole body (spooled to a temporary file past 1 MiB), then sends it
+// back with its Content-Length. Works for clients that send everything before they read.
 class Echo final : public HttpConsumer {
   Task<void> Handle() override {
-    Headers headers;
-    headers.emplace_back("content-type",
-                         scope().Header("content-type").value_or("application/octet-stream"));
+    RequestBody body = co_await ReadWholeBody();
+    Headers headers = EchoHeaders(scope());
+    headers.emplace_back("content-length", std::to_string(body.size()));
+    co_await StartResponse(200, std::move(headers));
+    constexpr size_t kPiece = size_t{64} << 10;
+    for (size_t offset = 0; offset < body.size(); offset += kPiece) {
+      co_await SendBody(body.Read(offset, kPiece), offset + kPiece < body.size());
+    }
+    if (body.size() == 0) co_await SendBody(std::string(), false);
+  }
+};
+
+// POST /echo/stream: full duplex, each piece echoed as it arrives. For clients that read
+// while they send; one that sends everything first stalls once the windows fill.
+class EchoStream final : public HttpConsumer {
+  Task<void> Handle() override {
+    Headers headers = EchoHeaders(scope());
     co_await StartResponse(200, std::move(headers));
     while (auto chunk = co_await ReadChunk()) co_await SendBody(std::move(*chunk), true);
     co_await SendBody(std::string(), false);
@@ -178,6 +202,51 @@ class WebSocketScope final : public WebSocketEcho {
   }
 };
 
+// ---- Routes the end-to-end suite uses to provoke edge cases --------------------------------
+
+// /early?status=N: answers at once (default 401) without reading the request body.
+class Early final : public HttpConsumer {
+  Task<void> Handle() override {
+    const int status = std::clamp(QueryInt(scope(), "status", 401), 200, 999);
+    co_await Respond(status, "answered before the body was read\n");
+  }
+};
+
+// /bad-length?declared=N&sent=M&pieces=P: declares Content-Length N and sends M bytes in P
+// body events (default 1): a response that breaks its own length.
+class BadLength final : public HttpConsumer {
+  Task<void> Handle() override {
+    const int declared = std::max(0, QueryInt(scope(), "declared", 10));
+    const int sent = std::max(0, QueryInt(scope(), "sent", 5));
+    const int pieces = std::clamp(QueryInt(scope(), "pieces", 1), 1, 100);
+    Headers headers;
+    headers.emplace_back("content-length", std::to_string(declared));
+    co_await StartResponse(200, std::move(headers));
+    for (int i = 0; i < pieces; ++i) {
+      const int size = sent / pieces + (i == pieces - 1 ? sent % pieces : 0);
+      co_await SendBody(std::string(static_cast<size_t>(size), 'b'), i + 1 < pieces);
+    }
+  }
+};
+
+// /ws/twins?count=N: two coroutines of the one consumer send N messages each ("a 0", "b 0",
+// ...) at the same time, both waiting for credit when the client reads slowly; then close.
+class WebSocketTwins final : public WebSocketConsumer {
+  Task<void> OnConnect() override {
+    co_await Accept();
+    using namespace boost::asio::experimental::awaitable_operators;
+    const int count = std::max(0, QueryInt(scope(), "count", 1000));
+    co_await (SendAll('a', count) && SendAll('b', count));
+    co_await Close(1000, "done");
+  }
+  Task<void> SendAll(char name, int count) {
+    for (int i = 0; i < count; ++i) {
+      std::string message = std::string(1, name) + ' ' + std::to_string(i);
+      co_await SendText(std::move(message));
+    }
+  }
+};
+
 class WebSocketDeny final : public WebSocketConsumer {
   Task<void> OnConnect() override { co_await Close(); }
 };
@@ -196,15 +265,19 @@ std::shared_ptr<Router> MakeApp() {
   auto router = std::make_shared<Router>();
   router->Http("/hello", Make<Hello>())
       .Http("/echo", Make<Echo>())
+      .Http("/echo/stream", Make<EchoStream>())
       .Http("/sse", Make<Sse>())
       .Http("/scope", Make<ScopeView>())
       .Http("/error", Make<Fail>())
+      .Http("/early", Make<Early>())
+      .Http("/bad-length", Make<BadLength>())
       .WebSocket("/ws/echo", Make<WebSocketEcho>())
       .WebSocket("/ws/scope", Make<WebSocketScope>())
       .WebSocket("/ws/slow", Make<WebSocketSlow>())
       .WebSocket("/ws/firehose", Make<WebSocketFirehose>())
       .WebSocket("/ws/deny", Make<WebSocketDeny>())
-      .WebSocket("/ws/error", Make<WebSocketFail>());
+      .WebSocket("/ws/error", Make<WebSocketFail>())
+      .WebSocket("/ws/twins", Make<WebSocketTwins>());
   return router;
 }
 

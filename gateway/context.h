@@ -5,12 +5,12 @@
 namespace sluice::gateway {
 
 struct Metrics;
-class WorkerPool;
+class LinkPicker;
 
 /// What every client session needs from its gateway. Outlives all sessions.
 struct Context {
   const Options& options;
-  WorkerPool& pool;
+  LinkPicker& picker;
   Metrics& metrics;
 };
 

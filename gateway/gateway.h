@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -19,7 +20,9 @@ class WorkerPool;
 
 /// A gateway process's engine: one Shard (event loop thread) per core holding client
 /// sockets, the listener, and the worker pool with its links.
-/// Thread-safety: Start and Stop from one thread. Lifetime: owns everything it starts.
+/// Thread-safety: Start and Stop from one thread. Lifetime: owns everything it starts; the
+/// members are declared so that sessions (inside the shards) go before the pool whose links
+/// they hold, and the pool only once no gRPC callback can reach a shard.
 class Gateway final {
  public:
   explicit Gateway(Options options);
@@ -27,21 +30,27 @@ class Gateway final {
 
   /// Binds the client port and starts linking to workers.
   absl::Status Start();
+  /// Stops accepting, fails readiness, lets requests in progress finish (WebSockets get
+  /// 1001) for at most --drain-timeout, cuts what is left, ends the links, joins.
   void Stop();
   /// The bound client port (useful with port 0).
   uint16_t port() const;
   uint16_t admin_port() const { return admin_.port(); }
 
  private:
+  size_t Sessions() const;
+  void OnEveryShard(void (*fn)(Shard&));
+
   const Options options_;
   MetricsRegistry registry_;
   std::unique_ptr<Metrics> metrics_;
   AdminServer admin_;
-  std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Context> context_;
+  std::vector<std::unique_ptr<Shard>> shards_;  // destroyed before the pool
   std::shared_ptr<Listener> listener_;
   std::vector<std::thread> threads_;
+  std::atomic<bool> draining_ = false;
   uint16_t port_ = 0;
 };
 

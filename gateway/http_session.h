@@ -1,119 +1,83 @@
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <cstdint>
 #include <memory>
 #include <optional>
-#include <string>
-#include <vector>
+#include <string_view>
 
-#include "common/metrics.h"
-#include "gateway/context.h"
-#include "gateway/endpoint.h"
-#include "gateway/instance_link.h"
+#include "gateway/client_session.h"
 #include "gateway/request_parser.h"
-#include "gateway/stall_timer.h"
+#include "gateway/response.h"
 
 namespace sluice::gateway {
 
-class Shard;
-
-/// One HTTP/1.1 client connection: reads requests (keep-alive; a pipelined one waits in the
-/// buffer for its turn), opens one ASGI instance per request on a worker the pool picks, streams
-/// the request body to it under credit (never buffered whole: one 64 KiB piece at a time), and
-/// writes the response as it streams back — Content-Length, chunked, or close-delimited.
-/// While a response streams, a read stays posted so a leaving client is noticed at once
-/// (http.disconnect). Upgrades become a WebSocketSession.
-/// Thread-safety: lives on its shard's thread. Lifetime: kept by its pending operations and,
-/// while a request is open, by the shard's registry.
-class HttpSession final : public Endpoint {
+/// One HTTP/1.1 client connection. Each request is one ASGI instance on a worker the pool
+/// picks. The request body streams to it under credit, 64 KiB per event at most, and a
+/// request that arrives whole travels as one envelope with its Open. The response is written
+/// as it streams back (ResponseFramer). Keep-alive; a pipelined request waits in the buffer
+/// for its turn. An upgrade becomes a WebSocketSession.
+///
+/// The connection's phase is one state machine:
+///
+///   kIdle ──first byte──► kHeader ──header──► kBody ──body read──► kWaiting
+///     ▲                      │                  │                     │
+///     │                      │ upgrade          │ response written    │ response written
+///     │                      ▼                  ▼ early               │
+///     │                  kUpgraded          kClosing ◄── own answer ──┤ (not keep-alive)
+///     └───────────── keep-alive ──────────────────────────────────────┘
+///
+/// kClosing: the last answer is queued; once written the connection closes gracefully (FIN,
+/// then what the client still sends is dropped, bounded), so the client reads the answer
+/// (413, 431, 503, an early response) instead of a reset. Deadlines: --header-timeout
+/// (kHeader; and kIdle before the first request), --http-idle-timeout (kIdle between
+/// requests), --body-timeout (kBody while waiting for the client: 408).
+/// Thread-safety and lifetime: as ClientSession.
+class HttpSession final : public ClientSession {
  public:
   /// `over_limit`: the gateway is at --max-connections; the first request gets 503.
-  HttpSession(Shard& shard, const Context& context, boost::asio::ip::tcp::socket socket,
+  HttpSession(Shard& shard, const Context& context, std::unique_ptr<Transport> transport,
               bool over_limit);
   void Start();
-
-  void OnEnvelope(v1::Envelope& envelope) override;
-  void OnLinkLost() override;
+  void Drain() override;
 
  private:
-  enum class Framing { kLength, kChunked, kUntilClose, kNoBody };
-  struct PendingWrite {
-    std::string head;
-    std::string body;
-    std::string_view tail;
-    size_t event_bytes = 0;  // payload of the worker's event, granted back once written
-    bool event = false;      // carries a worker event (spent credit)
-    bool last = false;       // ends the response
-  };
+  enum class Phase { kIdle, kHeader, kBody, kWaiting, kClosing, kUpgraded };
 
-  std::shared_ptr<HttpSession> self();
-  void ReadHeader();
-  void Watch();
-  void AwaitNextRequest();
-  void OnHeader(boost::beast::error_code ec);
+  size_t OnBytes(std::string_view data) override;
+  bool WantsRead() const override;
+  void OnReadEnd(boost::system::error_code ec) override;
+  void OnReadDeadline() override;
+  void OnSlowClient() override;
+  void OnWritten(const Chunk& chunk) override;
+  void HandleEvent(v1::Event& event) override;
+  void HandleClose(const v1::Close& close) override;
+  void HandleLinkLost() override;
+  void HandleWorkerError(std::string_view why) override;
+  v1::Event AbnormalDisconnect() const override;
+
+  /// Returns the bytes used; the header may end inside them.
+  size_t ParseHeader(std::string_view data);
   void BeginRequest();
-  void ReadBody();
-  void OnBody(boost::beast::error_code ec);
-  /// Sends http.disconnect unless the instance has ended or already had it.
-  void TellDisconnected();
-  void HandleEvent(v1::Event& event);
-  void HandleClose(const v1::Close& close);
-  void QueueBody(std::string&& body, bool more);
-  void QueueReply(unsigned status, std::string_view reason_body, bool retry_after);
-  void Grant(size_t bytes);
-  void Write();
-  void OnWrite(boost::beast::error_code ec);
+  /// Returns the bytes used of the body (and only of the body).
+  size_t ParseBody(std::string_view data);
+  void SendBody(v1::Event&& event);
+  void BodyError(boost::system::error_code ec);
+  void Upgrade(v1::Scope&& scope, std::string_view rest);
+  /// A response of the gateway's own (400, 408, 413, 431, 500, 502, 503). When the response
+  /// has already started, the connection is cut instead.
+  void Answer(unsigned status, std::string_view body, Counter* reason);
   void EndResponse();
-  void EndRequest();
-  /// Forgets the instance (unregistering its id): nothing more is sent to it.
-  void DropInstance();
-  /// The worker broke the protocol: log, end its instance, answer 500 or cut the response.
-  void Abort(std::string_view why);
   void ClientGone();
-  void SlowClient();
-  /// Once the instance has ended: the queued response must make progress within the
-  /// slow-client timeout, else the client is closed.
-  void ArmWriteDeadline();
-  /// 413, 431, 400, 503: an answer of the gateway's own that ends the connection.
-  void Refuse(unsigned status, std::string_view body, Counter& reason);
-  void CloseSocket();
 
-  Shard& shard_;
-  const Context& context_;
-  GaugeShare connection_;    // in sluice_gateway_connections; moves on upgrade
-  GaugeShare queued_bytes_;  // client-bound payload in writes_
   const bool over_limit_;
-  bool served_ = false;        // a request has been answered: later ones are keep-alive
-  StallTimer stall_;           // armed while the worker has no credit left (client slow)
-  bool read_stalled_ = false;  // counted once per stall
-  boost::beast::tcp_stream stream_;
-  boost::beast::flat_buffer buffer_;
-  std::optional<RequestParser> parser_;
-  bool reading_ = false;  // a header, body or watching read is in flight
-  bool dead_ = false;     // socket closed
-
-  // The request in progress: one ASGI instance.
-  std::optional<InstanceLink> instance_;
-  std::unique_ptr<char[]> chunk_;  // body piece being read; only while reading one
-  bool keep_alive_ = false;
-  bool head_request_ = false;
-  bool http10_ = false;
-  bool body_done_ = false;
-  bool worker_done_ = false;  // the instance ended, had its disconnect, or its link is gone
-
-  // The response.
-  std::optional<v1::HttpResponseStart> start_;  // until its head is written
-  bool head_written_ = false;
-  bool last_queued_ = false;
-  Framing framing_ = Framing::kNoBody;
-  uint64_t remaining_ = 0;  // of a declared Content-Length
-  bool close_after_ = false;
-  std::vector<PendingWrite> writes_;  // FIFO, bounded by the worker's credit + 2
-  size_t write_head_ = 0;
-  bool writing_ = false;
+  Phase phase_ = Phase::kIdle;
+  bool served_ = false;       // a request was read: later ones are keep-alive
+  bool keep_alive_ = false;   // the client asked for it (and it may still be granted)
+  bool close_after_ = false;  // the answer being written says connection: close
+  bool draining_ = false;
+  bool read_stalled_ = false;               // counted once per stall
+  std::optional<RequestParser> parser_;     // while a request is being read
+  std::optional<v1::Scope> unsent_open_;    // until the first body piece goes with it
+  std::optional<ResponseFramer> response_;  // while a request is open
 };
 
 }  // namespace sluice::gateway

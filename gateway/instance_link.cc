@@ -1,26 +1,32 @@
 #include "gateway/instance_link.h"
 
-#include "gateway/worker_pool.h"
-
 namespace sluice::gateway {
 
-InstanceLink::InstanceLink(uint64_t id, std::shared_ptr<LinkCall> link,
+InstanceLink::InstanceLink(uint64_t id, uint16_t shard, std::shared_ptr<Link> link,
                            const v1::Window& receive_window)
-    : id_(id), link_(std::move(link)), credit_(link_->worker_window()), window_(receive_window) {}
+    : id_(id),
+      shard_(shard),
+      link_(std::move(link)),
+      credit_(link_->worker_window()),
+      window_(receive_window) {}
 
-bool InstanceLink::Open(v1::Scope&& scope) {
+bool InstanceLink::Open(v1::Scope&& scope, v1::Event* first) {
   v1::Envelope envelope;
   envelope.set_connection_id(id_);
   *envelope.mutable_open()->mutable_scope() = std::move(scope);
-  return link_->Send(std::move(envelope));
+  if (first) {
+    if (SpendsCredit(*first)) credit_.Spend(EventBytes(*first));
+    envelope.add_events()->Swap(first);
+  }
+  return link_->Send(shard_, std::move(envelope));
 }
 
 void InstanceLink::Send(v1::Event&& event) {
   if (SpendsCredit(event)) credit_.Spend(EventBytes(event));
   v1::Envelope envelope;
   envelope.set_connection_id(id_);
-  *envelope.mutable_event() = std::move(event);
-  link_->Send(std::move(envelope));  // a failed send is followed by the session's OnLinkLost
+  envelope.add_events()->Swap(&event);
+  link_->Send(shard_, std::move(envelope));  // a failed send is followed by OnLinkLost
 }
 
 bool InstanceLink::OnReceived(const v1::Event& event) {
@@ -33,7 +39,7 @@ bool InstanceLink::Consumed(size_t bytes) {
   v1::Envelope envelope;
   envelope.set_connection_id(id_);
   *envelope.mutable_credit() = *grant;
-  link_->Send(std::move(envelope));
+  link_->Send(shard_, std::move(envelope));
   return true;
 }
 

@@ -4,23 +4,25 @@
 #include <memory>
 
 #include "common/credit.h"
+#include "gateway/link.h"
 #include "sluice/v1/link.pb.h"
 
 namespace sluice::gateway {
-
-class LinkCall;
 
 /// The gateway's end of one application instance on a worker: its connection id, the link
 /// it lives on, and the credit both ways. A session owns one per instance (one per HTTP
 /// request, one per WebSocket). Thread-safety: the session's shard thread only.
 class InstanceLink final {
  public:
-  InstanceLink(uint64_t id, std::shared_ptr<LinkCall> link, const v1::Window& receive_window);
+  InstanceLink(uint64_t id, uint16_t shard, std::shared_ptr<Link> link,
+               const v1::Window& receive_window);
 
   uint64_t id() const { return id_; }
-  /// Sends the Open. False when the link is ending (the session's OnLinkLost follows).
-  bool Open(v1::Scope&& scope);
+  const Link& link() const { return *link_; }
 
+  /// Sends the Open with the first events (a complete request travels as one envelope).
+  /// False when the link is ending (the session's OnLinkLost follows).
+  bool Open(v1::Scope&& scope, v1::Event* first = nullptr);
   /// Sends an event, spending credit when it needs any; the caller checked CanSend().
   void Send(v1::Event&& event);
   bool CanSend() const { return credit_.CanSend(); }
@@ -36,7 +38,8 @@ class InstanceLink final {
 
  private:
   const uint64_t id_;
-  const std::shared_ptr<LinkCall> link_;
+  const uint16_t shard_;
+  const std::shared_ptr<Link> link_;
   SendCredit credit_;     // towards the worker
   ReceiveWindow window_;  // from the worker
 };

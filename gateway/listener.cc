@@ -6,6 +6,7 @@
 #include "gateway/http_session.h"
 #include "gateway/metrics.h"
 #include "gateway/shard.h"
+#include "gateway/transport.h"
 
 namespace sluice::gateway {
 namespace net = boost::asio;
@@ -61,13 +62,20 @@ void Listener::Accept() {
       return;
     } else {
       socket.set_option(tcp::no_delay(true), ec);
+      if (self->context_.options.socket_send_buffer > 0) {
+        socket.set_option(net::socket_base::send_buffer_size(
+                              static_cast<int>(self->context_.options.socket_send_buffer)),
+                          ec);
+      }
       const Context& context = self->context_;
       context.metrics.accepted.Inc();
       // Past the limit the socket is still served, with a 503 to its first request.
       const bool over_limit = context.metrics.connections.value() >=
                               static_cast<int64_t>(context.options.max_connections);
       net::post(shard->io(), [shard, &context, over_limit, socket = std::move(socket)]() mutable {
-        std::make_shared<HttpSession>(*shard, context, std::move(socket), over_limit)->Start();
+        std::make_shared<HttpSession>(
+            *shard, context, std::make_unique<SocketTransport>(std::move(socket)), over_limit)
+            ->Start();
       });
     }
     self->Accept();

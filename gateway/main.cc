@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   unsigned ws_idle = options.ws_idle_timeout.count();
   unsigned header_timeout = options.header_timeout.count();
   unsigned slow_client = options.slow_client_timeout.count();
+  unsigned body_timeout = options.body_timeout.count();
+  unsigned linger_timeout = options.linger_timeout.count();
+  unsigned drain_timeout = options.drain_timeout.count();
   std::string admin;
 
   CLI::App cli{"sluice gateway: holds client HTTP and WebSocket sockets for sluice workers"};
@@ -57,6 +60,20 @@ int main(int argc, char** argv) {
   cli.add_option("--ws-idle-timeout", ws_idle,
                  "seconds of client silence before closing (a ping goes out at half)")
       ->capture_default_str();
+  cli.add_option("--body-timeout", body_timeout,
+                 "seconds a request body may make no progress before 408")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--linger-timeout", linger_timeout,
+                 "seconds to drain unread request bytes after an early answer")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cli.add_option("--drain-timeout", drain_timeout,
+                 "on SIGTERM, seconds requests in progress may take to finish")
+      ->capture_default_str();
+  cli.add_option("--socket-send-buffer", options.socket_send_buffer,
+                 "SO_SNDBUF of client sockets in bytes (0: the kernel's default)")
+      ->capture_default_str();
   cli.add_option("--window-events", window_events, "per-connection client-bound queue, events")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -83,6 +100,9 @@ int main(int argc, char** argv) {
   options.ws_idle_timeout = std::chrono::seconds(ws_idle);
   options.header_timeout = std::chrono::seconds(header_timeout);
   options.slow_client_timeout = std::chrono::seconds(slow_client);
+  options.body_timeout = std::chrono::seconds(body_timeout);
+  options.linger_timeout = std::chrono::seconds(linger_timeout);
+  options.drain_timeout = std::chrono::seconds(drain_timeout);
   if (!admin.empty()) {
     auto admin_address = sluice::ParseHostPort(admin);
     if (!admin_address.ok()) {

@@ -40,6 +40,9 @@ Metrics::Metrics(MetricsRegistry& r)
       limit_ws_handshake_timeout(
           r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_handshake_timeout")")),
       limit_ws_ping_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_ping_timeout")")),
+      limit_ws_protocol_error(r.AddCounter(kLimit, kLimitHelp, R"(limit="ws_protocol_error")")),
+      limit_body_timeout(r.AddCounter(kLimit, kLimitHelp, R"(limit="body_timeout")")),
+      limit_linger(r.AddCounter(kLimit, kLimitHelp, R"(limit="linger")")),
       slow_client_closes(r.AddCounter("sluice_gateway_slow_client_closes_total",
                                       "Connections closed because the client read too slowly")),
       credit_stalls_to_worker(r.AddCounter(kStalls, kStallsHelp, R"(direction="to_worker")")),
@@ -47,6 +50,13 @@ Metrics::Metrics(MetricsRegistry& r)
       app_errors(r.AddCounter("sluice_gateway_app_errors_total",
                               "Connections answered 500 or closed 1011 for an application error")),
       worker_lost(r.AddCounter("sluice_gateway_worker_lost_total",
-                               "Connections ended because their worker's link broke")) {}
+                               "Connections ended because their worker's link broke")),
+      worker_protocol_errors(r.AddCounter(
+          "sluice_gateway_worker_protocol_errors_total",
+          "Connections ended because their worker broke the link protocol (credit overrun, "
+          "an event not valid in the connection's state)")),
+      drained(r.AddCounter("sluice_gateway_drained_total",
+                           "Connections closed by a gateway drain (WebSocket close 1001, HTTP "
+                           "closed after its response)")) {}
 
 }  // namespace sluice::gateway

@@ -31,6 +31,9 @@ struct Metrics {
   Counter& limit_ws_invalid_utf8;       // 1007
   Counter& limit_ws_handshake_timeout;  // 504: the application did not answer
   Counter& limit_ws_ping_timeout;
+  Counter& limit_ws_protocol_error;  // 1002: a malformed frame or close code from the client
+  Counter& limit_body_timeout;       // 408: a request body stalled
+  Counter& limit_linger;             // a lingering close cut at its byte or time bound
 
   Counter& slow_client_closes;
   Counter& credit_stalls_to_worker;  // a client's reads paused: no credit from the worker
@@ -38,6 +41,8 @@ struct Metrics {
 
   Counter& app_errors;   // 500 or close 1011 for an application failure
   Counter& worker_lost;  // connections ended because their worker's link broke
+  Counter& worker_protocol_errors;
+  Counter& drained;
 };
 
 }  // namespace sluice::gateway

@@ -19,7 +19,7 @@ struct Options {
   unsigned threads = 0;    // client-socket threads; 0: one per core
   std::string root_path;   // ASGI root_path: where the application is mounted
   /// Initial per-connection credit granted to workers: the bound of each connection's
-  /// client-bound queue.
+  /// client-bound queue. Default: kDefaultWindow (common/protocol.h).
   v1::Window receive_window;
   std::chrono::milliseconds heartbeat_interval{1000};
   /// Largest request line plus headers; larger gets 431.
@@ -44,6 +44,19 @@ struct Options {
   std::chrono::seconds ws_handshake_timeout{5};
   /// With nothing received for half of it the gateway pings; for all of it, closes.
   std::chrono::seconds ws_idle_timeout{40};
+  /// A request body that makes no progress for this long (while the gateway is reading it)
+  /// gets 408, or a closed connection if the response has started; the instance is told the
+  /// client left.
+  std::chrono::seconds body_timeout{30};
+  /// After an answer that leaves request bytes unread (413, 431, 503, an early response),
+  /// the gateway reads and drops what the client still sends for at most this long (and
+  /// ClientSession::kLingerBytes), so the client gets the answer, not a reset.
+  std::chrono::seconds linger_timeout{5};
+  /// SO_SNDBUF of client sockets; 0 leaves the kernel's default (which grows on demand).
+  /// A small buffer bounds the kernel memory a slow client can hold.
+  uint32_t socket_send_buffer = 0;
+  /// On SIGTERM: how long requests in progress may take to finish before they are cut.
+  std::chrono::seconds drain_timeout{10};
 
   Options();
 };

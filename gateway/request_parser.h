@@ -2,7 +2,6 @@
 
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/message.hpp>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,8 +13,8 @@ using FieldList = std::vector<std::pair<std::string, std::string>>;
 
 /// An HTTP request parser that keeps what ASGI needs and Beast's field container loses: the
 /// order of header fields (basic_fields files a repeated name next to its first one). The
-/// body goes, piece by piece, into a caller-provided buffer, as with buffer_body: when it is
-/// full the read ends with http::error::need_buffer.
+/// body (de-chunked) is appended, piece by piece, to a caller-provided string up to a limit:
+/// when that is reached the put ends with http::error::need_buffer.
 /// Thread-safety: none; one per connection.
 class RequestParser final : public boost::beast::http::basic_parser<true> {
  public:
@@ -25,12 +24,11 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   const FieldList& fields() const { return fields_; }
   FieldList release_fields() { return std::move(fields_); }
 
-  /// Where the next body bytes go.
-  void set_body_buffer(char* data, size_t size) {
-    body_ = data;
-    body_left_ = size;
+  /// Where the next body bytes go: appended to *out while out->size() < limit.
+  void set_body_sink(std::string* out, size_t limit) {
+    body_ = out;
+    body_limit_ = limit;
   }
-  size_t body_left() const { return body_left_; }
 
  private:
   using error_code = boost::beast::error_code;
@@ -62,21 +60,20 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   void on_finish_impl(error_code&) override {}
 
   size_t Sink(string_view body, error_code& ec) {
-    if (body_left_ == 0) {
+    const size_t room = body_ && body_->size() < body_limit_ ? body_limit_ - body_->size() : 0;
+    if (room == 0) {
       ec = boost::beast::http::error::need_buffer;
       return 0;
     }
-    const size_t n = std::min(body.size(), body_left_);
-    std::memcpy(body_, body.data(), n);
-    body_ += n;
-    body_left_ -= n;
+    const size_t n = std::min(body.size(), room);
+    body_->append(body.data(), n);
     return n;
   }
 
   Header header_;
   FieldList fields_;
-  char* body_ = nullptr;
-  size_t body_left_ = 0;
+  std::string* body_ = nullptr;
+  size_t body_limit_ = 0;
 };
 
 }  // namespace sluice::gateway

@@ -1,369 +1,307 @@
 #include "gateway/websocket_session.h"
 
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/websocket/error.hpp>
-
 #include "common/log.h"
 #include "common/protocol.h"
+#include "gateway/link.h"
 #include "gateway/metrics.h"
 #include "gateway/response.h"
 #include "gateway/shard.h"
-#include "gateway/worker_pool.h"
 
 namespace sluice::gateway {
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-namespace websocket = beast::websocket;
 
 namespace {
 
-// The close code an ended read means, as websocket.disconnect reports it.
-uint16_t CodeFor(beast::error_code ec, const websocket::close_reason& reason) {
-  if (ec == websocket::error::closed) return reason.code != 0 ? reason.code : 1005;
-  if (ec == websocket::error::message_too_big) return 1009;
-  if (ec == websocket::error::bad_frame_payload) return 1007;
-  if (ec.category() == make_error_code(websocket::error::bad_opcode).category()) return 1002;
-  return 1006;
+constexpr uint8_t kPongTag = 1;
+
+v1::Event Disconnect(uint16_t code, std::string_view reason) {
+  v1::Event event;
+  auto* gone = event.mutable_websocket_disconnect();
+  gone->set_code(code);
+  gone->set_reason(std::string(reason));
+  return event;
 }
 
 }  // namespace
 
 WebSocketSession::WebSocketSession(Shard& shard, const Context& context,
-                                   net::ip::tcp::socket socket, Request&& request,
-                                   GaugeShare connection)
-    : shard_(shard),
-      context_(context),
-      connection_(std::move(connection)),
-      open_(context.metrics.websockets),
-      queued_bytes_(context.metrics.queued_bytes),
-      ws_(std::move(socket)),
-      request_(std::make_unique<Request>(std::move(request))) {}
+                                   std::unique_ptr<Transport> transport, GaugeShare connection,
+                                   std::string pending, std::unique_ptr<Request> request)
+    : ClientSession(shard, context, std::move(transport), std::move(connection),
+                    std::move(pending)),
+      reader_(context.options.max_ws_message_bytes),
+      request_(std::move(request)),
+      open_(context.metrics.websockets) {}
 
-std::shared_ptr<WebSocketSession> WebSocketSession::self() {
-  return std::static_pointer_cast<WebSocketSession>(shared_from_this());
-}
+v1::Event WebSocketSession::AbnormalDisconnect() const { return Disconnect(ws::kAbnormal, {}); }
 
 void WebSocketSession::Start(v1::Scope&& scope) {
   path_ = scope.path();
-  auto link = context_.pool.Pick();
-  if (!link) {
-    context_.metrics.rejected_no_worker.Inc();
-    return Deny(503, "Service Unavailable: no worker has room\n");
+  auto& metrics = context_.metrics;
+  auto key = ws::AcceptKey(*request_);
+  if (!key.ok()) {
+    SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": bad handshake: " << key.status();
+    if (absl::IsFailedPrecondition(key.status())) {
+      return Deny(426, "Upgrade Required: WebSocket version 13\n", &metrics.rejected_bad_request,
+                  "sec-websocket-version: 13\r\n");
+    }
+    return Deny(400, "Bad Request\n", &metrics.rejected_bad_request);
   }
-  instance_.emplace(shard_.Register(shared_from_this(), link.get()), link,
-                    context_.options.receive_window);
-  if (!instance_->Open(std::move(scope))) return;  // the link is ending: OnLinkLost follows
+  accept_key_ = *std::move(key);
+  auto link = context_.picker.Pick();
+  if (!link)
+    return Deny(503, "Service Unavailable: no worker has room\n", &metrics.rejected_no_worker);
+  BindInstance(std::move(link));
   v1::Event connect;
   connect.mutable_websocket_connect();
-  instance_->Send(std::move(connect));
-
-  handshake_timer_ = std::make_unique<net::steady_timer>(ws_.get_executor());
-  handshake_timer_->expires_after(context_.options.ws_handshake_timeout);
-  handshake_timer_->async_wait([self = self()](beast::error_code ec) {
-    if (ec || !self->AwaitingApplication()) return;
-    SLUICE_LOG(kWarning, "gateway")
-        << "WebSocket " << self->path_ << ": the application neither accepted nor denied in time";
-    self->context_.metrics.limit_ws_handshake_timeout.Inc();
-    self->Deny(504, "Gateway Timeout: the application did not answer the handshake\n");
-  });
+  // The application must accept or deny in time; nothing is read until it has.
+  SetReadDeadline(context_.options.ws_handshake_timeout);
+  OpenInstance(std::move(scope), &connect);  // false: OnLinkLost follows
 }
 
-void WebSocketSession::OnEnvelope(v1::Envelope& envelope) {
-  if (state_ == State::kDone || !instance_ || envelope.connection_id() != instance_->id()) return;
-  switch (envelope.body_case()) {
-    case v1::Envelope::kCredit:
-      instance_->OnCredit(envelope.credit());
-      Read();
-      break;
-    case v1::Envelope::kEvent:
-      HandleEvent(*envelope.mutable_event());
-      break;
-    case v1::Envelope::kClose: {
-      worker_done_ = true;
-      DropInstance();
-      const auto reason = envelope.close().reason();
-      if (AwaitingApplication()) {
-        // Ended before accepting: a refusal (full), a failure, or a plain denial.
-        if (reason == v1::Close::REASON_REJECTED) {
-          context_.metrics.rejected_worker_full.Inc();
-          Deny(503, "Service Unavailable: no worker has room\n");
-        } else if (reason == v1::Close::REASON_APP_ERROR) {
-          Deny(500, "Internal Server Error\n");
-        } else {
-          context_.metrics.websocket_denied.Inc();
-          Deny(403, "Forbidden\n");
-        }
-      } else if (reason == v1::Close::REASON_APP_ERROR) {
-        context_.metrics.app_errors.Inc();
-        StartClose(1011, "application error");
-      } else {
-        StartClose(1000, {});
-      }
+bool WebSocketSession::WantsRead() const { return phase_ == Phase::kOpen && can_send_to_worker(); }
+
+size_t WebSocketSession::OnBytes(std::string_view data) {
+  if (phase_ != Phase::kOpen) return data.size();  // closing: what the client sends is dropped
+  // Anything from the client shows it is alive: the idle clock starts again.
+  SetReadDeadline(context_.options.ws_idle_timeout / 2);
+  ping_sent_ = false;
+  std::string_view in = data;
+  while (phase_ == Phase::kOpen) {
+    if (!can_send_to_worker()) {
+      // The consumer is behind: stop here; TCP pushes back on the client.
+      if (!read_stalled_) context_.metrics.credit_stalls_to_worker.Inc();
+      read_stalled_ = true;
       break;
     }
-    default:
-      break;
+    read_stalled_ = false;
+    const auto result = reader_.Next(in);
+    if (result == ws::FrameReader::Result::kNeedMore) break;
+    switch (result) {
+      case ws::FrameReader::Result::kMessage: {
+        v1::Event event;
+        auto* message = event.mutable_websocket_receive();
+        message->set_data(reader_.TakeMessage());
+        message->set_binary(reader_.binary());
+        SendToWorker(std::move(event));
+        break;
+      }
+      case ws::FrameReader::Result::kPing:
+        // Answered in order with what is queued; a client that pings faster than it reads
+        // gets at most two pongs outstanding.
+        if (pongs_queued_ < 2) {
+          ++pongs_queued_;
+          QueueControl(ws::Opcode::kPong, reader_.control());
+        }
+        break;
+      case ws::FrameReader::Result::kPong:
+        break;
+      case ws::FrameReader::Result::kClose: {
+        const uint16_t code = reader_.close_code();
+        TellDisconnected(Disconnect(code, reader_.close_reason()));
+        StartClose(code == ws::kNoStatus ? 0 : code, {});  // echo the client's code
+        break;
+      }
+      case ws::FrameReader::Result::kError:
+        ClientError(reader_.error_code(), reader_.error());
+        return data.size();
+      case ws::FrameReader::Result::kNeedMore:
+        break;
+    }
   }
+  return phase_ == Phase::kOpen ? data.size() - in.size() : data.size();
 }
 
-void WebSocketSession::Fail(std::string_view why) {
-  SLUICE_LOG(kError, "gateway") << "WebSocket " << path_ << ": " << why;
-  context_.metrics.app_errors.Inc();
-  TellDisconnected(1011, {});
-  DropInstance();
-  if (AwaitingApplication()) {
-    Deny(500, "Internal Server Error\n");
+void WebSocketSession::ClientError(uint16_t code, const char* why) {
+  auto& metrics = context_.metrics;
+  if (code == ws::kTooBig) {
+    metrics.limit_ws_message_too_big.Inc();
+  } else if (code == ws::kInvalidPayload) {
+    metrics.limit_ws_invalid_utf8.Inc();
   } else {
-    StartClose(1011, "application error");
+    metrics.limit_ws_protocol_error.Inc();
   }
+  SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": closing with " << code << ": " << why;
+  TellDisconnected(Disconnect(code, {}));
+  StartClose(code, {});
 }
 
 void WebSocketSession::HandleEvent(v1::Event& event) {
-  if (!instance_->OnReceived(event)) return Fail("the worker overran its credit");
-  if (instance_->worker_blocked() && !stall_.armed()) {
-    context_.metrics.credit_stalls_to_client.Inc();
-    stall_.Arm(ws_.get_executor(), context_.options.slow_client_timeout,
-               [self = self()] { self->SlowClient(); });
-  }
   switch (event.kind_case()) {
     case v1::Event::kWebsocketAccept:
-      if (!AwaitingApplication()) return Fail("websocket.accept twice");
-      if (!ValidHeaders(event.websocket_accept().headers())) return Fail("invalid header");
-      Grant(0);
-      Accept(*event.mutable_websocket_accept());
-      break;
+      if (phase_ != Phase::kConnecting) return HandleWorkerError("websocket.accept twice");
+      if (!ValidHeaders(event.websocket_accept().headers())) {
+        return HandleWorkerError("invalid handshake header");
+      }
+      return Accept(*event.mutable_websocket_accept());
     case v1::Event::kWebsocketSend: {
-      if (AwaitingApplication()) return Fail("websocket.send before websocket.accept");
+      if (phase_ == Phase::kConnecting) {
+        return HandleWorkerError("websocket.send before websocket.accept");
+      }
       auto& message = *event.mutable_websocket_send();
-      Queue({std::move(*message.mutable_data()), message.binary(), false, 0});
-      break;
+      const uint64_t bytes = message.data().size();
+      if (phase_ == Phase::kClosing) return CreditBack(bytes);  // dropped: closing
+      Chunk chunk{.head = ws::FrameHeader(
+                      message.binary() ? ws::Opcode::kBinary : ws::Opcode::kText, bytes),
+                  .body = std::move(*message.mutable_data()),
+                  .credit_bytes = bytes,
+                  .credit = true};
+      if (!Queue(std::move(chunk))) return HandleWorkerError("client-bound queue overflow");
+      return;
     }
     case v1::Event::kWebsocketClose: {
       const auto& close = event.websocket_close();
-      if (AwaitingApplication()) {
-        Grant(0);
-        context_.metrics.websocket_denied.Inc();
-        return Deny(403, "Forbidden\n");
+      if (phase_ == Phase::kConnecting) {
+        return Deny(403, "Forbidden\n", &context_.metrics.websocket_denied);
       }
-      const uint32_t code = close.code() == 0 ? 1000 : close.code();
-      if (!SendableCloseCode(static_cast<int>(code))) return Fail("reserved close code");
-      StartClose(static_cast<uint16_t>(code), close.reason());
-      break;
+      const uint32_t code = close.code() == 0 ? ws::kNormal : close.code();
+      if (!SendableCloseCode(static_cast<int>(code))) {
+        return HandleWorkerError("close code may not be sent: " + std::to_string(code));
+      }
+      return StartClose(static_cast<uint16_t>(code), close.reason());
     }
     default:
-      Fail("event not valid for a WebSocket");
+      HandleWorkerError("event not valid for a WebSocket: " + std::to_string(event.kind_case()));
   }
 }
 
 void WebSocketSession::Accept(v1::WebSocketAccept& accept) {
-  accepting_ = true;
-  handshake_timer_.reset();
-  websocket::stream_base::timeout timeout;
-  timeout.handshake_timeout = context_.options.ws_handshake_timeout;
-  timeout.idle_timeout = context_.options.ws_idle_timeout;
-  timeout.keep_alive_pings = true;
-  ws_.set_option(timeout);
-  ws_.read_message_max(context_.options.max_ws_message_bytes);
-  ws_.set_option(websocket::stream_base::decorator(
-      [subprotocol = std::move(*accept.mutable_subprotocol()),
-       headers = std::move(*accept.mutable_headers())](websocket::response_type& response) {
-        response.set(http::field::server, "sluice");
-        if (!subprotocol.empty()) response.set(http::field::sec_websocket_protocol, subprotocol);
-        for (const v1::Header& header : headers) response.insert(header.name(), header.value());
-      }));
-  beast::get_lowest_layer(ws_).expires_never();
-  ws_.async_accept(*request_, [self = self()](beast::error_code ec) {
-    self->request_.reset();
-    self->ws_.set_option(websocket::stream_base::decorator([](websocket::response_type&) {}));
-    if (ec) return self->Gone(1006, {});
-    if (self->state_ != State::kConnecting) return;
-    self->state_ = State::kOpen;
-    self->open_.Add(1);
-    self->Read();
-    self->Write();
-  });
-}
-
-void WebSocketSession::Deny(unsigned status, std::string_view body) {
-  if (state_ == State::kDone) return;
-  handshake_timer_.reset();
-  if (status == 503) context_.metrics.unavailable.Inc();
-  Gone(1006, {});  // the request is still held, so the socket stays open for the answer
+  // The 101 is queued like any message: it spent one event of credit, given back once written.
+  Queue({.head = ws::HandshakeResponse(accept_key_, accept), .credit = true});
   request_.reset();
-  auto response = std::make_shared<std::string>(
-      CannedResponse(status, body, /*keep_alive=*/false, /*retry_after=*/status == 503));
-  net::async_write(beast::get_lowest_layer(ws_), net::buffer(*response),
-                   [self = self(), response](beast::error_code, size_t) {
-                     auto& stream = beast::get_lowest_layer(self->ws_);
-                     beast::error_code ignored;
-                     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-                     stream.close();
-                   });
+  std::string().swap(accept_key_);
+  phase_ = Phase::kOpen;
+  open_.Add(1);
+  SetReadDeadline(context_.options.ws_idle_timeout / 2);
+  Resume();
 }
 
-void WebSocketSession::Read() {
-  if (reading_ || state_ != State::kOpen || closing_ || !instance_) return;
-  if (!instance_->CanSend()) {
-    // The consumer is behind: stop reading; TCP pushes back on the client.
-    if (!read_stalled_) context_.metrics.credit_stalls_to_worker.Inc();
-    read_stalled_ = true;
-    return;
+void WebSocketSession::Deny(unsigned status, std::string_view body, Counter* reason,
+                            std::string_view extra_headers) {
+  if (phase_ != Phase::kConnecting) return;
+  if (reason) reason->Inc();
+  if (status == 503) context_.metrics.unavailable.Inc();
+  TellDisconnected(Disconnect(ws::kAbnormal, {}));
+  phase_ = Phase::kClosing;
+  request_.reset();
+  ClearReadDeadline();
+  Queue({.head = CannedResponse(status, body, /*keep_alive=*/false, status == 503, extra_headers),
+         .last = true});
+  CloseGracefully();
+}
+
+void WebSocketSession::StartClose(uint16_t code, std::string_view reason) {
+  if (phase_ != Phase::kOpen) return;
+  phase_ = Phase::kClosing;
+  open_.Sub(1);
+  ClearReadDeadline();
+  TellDisconnected(Disconnect(code == 0 ? ws::kNoStatus : code, reason));
+  std::string payload = code == 0 ? std::string() : ws::ClosePayload(code, reason);
+  const uint64_t size = payload.size();
+  Queue({.head = ws::FrameHeader(ws::Opcode::kClose, size),
+         .body = std::move(payload),
+         .last = true});
+  CloseGracefully();
+}
+
+void WebSocketSession::QueueControl(ws::Opcode opcode, std::string payload) {
+  const uint64_t size = payload.size();
+  Queue({.head = ws::FrameHeader(opcode, size),
+         .body = std::move(payload),
+         .tag = opcode == ws::Opcode::kPong ? kPongTag : uint8_t{0}});
+}
+
+void WebSocketSession::OnWritten(const Chunk& chunk) {
+  if (chunk.tag == kPongTag && pongs_queued_ > 0) --pongs_queued_;
+}
+
+void WebSocketSession::HandleClose(const v1::Close& close) {
+  auto& metrics = context_.metrics;
+  if (phase_ == Phase::kConnecting) {
+    // Ended before accepting: a refusal (full), a failure, or a plain denial.
+    if (close.reason() == v1::Close::REASON_REJECTED) {
+      return Deny(503, "Service Unavailable: no worker has room\n", &metrics.rejected_worker_full);
+    }
+    if (close.reason() == v1::Close::REASON_APP_ERROR) {
+      return Deny(500, "Internal Server Error\n", &metrics.app_errors);
+    }
+    return Deny(403, "Forbidden\n", &metrics.websocket_denied);
   }
-  read_stalled_ = false;
-  reading_ = true;
-  ws_.async_read(buffer_,
-                 [self = self()](beast::error_code ec, size_t bytes) { self->OnRead(ec, bytes); });
-}
-
-void WebSocketSession::OnRead(beast::error_code ec, size_t /*bytes*/) {
-  reading_ = false;
-  if (ec) {
-    const uint16_t code = CodeFor(ec, ws_.reason());
-    auto& metrics = context_.metrics;
-    if (code == 1009) metrics.limit_ws_message_too_big.Inc();
-    if (code == 1007) metrics.limit_ws_invalid_utf8.Inc();
-    if (ec == beast::error::timeout) metrics.limit_ws_ping_timeout.Inc();
-    const auto& reason = ws_.reason().reason;
-    return Gone(code, ec == websocket::error::closed
-                          ? std::string_view(reason.data(), reason.size())
-                          : std::string_view());
+  if (close.reason() == v1::Close::REASON_APP_ERROR) {
+    metrics.app_errors.Inc();
+    return StartClose(ws::kInternalError, "application error");
   }
-  if (state_ != State::kOpen || closing_ || !instance_) {
-    buffer_.consume(buffer_.size());  // closing: what the client still sends is dropped
-    return;
+  StartClose(ws::kNormal, {});
+}
+
+void WebSocketSession::HandleLinkLost() {
+  if (phase_ == Phase::kConnecting) {
+    return Deny(502, "Bad Gateway: the worker went away\n", nullptr);
   }
-  v1::Event event;
-  auto* message = event.mutable_websocket_receive();
-  message->set_data(beast::buffers_to_string(buffer_.data()));
-  message->set_binary(!ws_.got_text());
-  buffer_.consume(buffer_.size());
-  buffer_.shrink_to_fit();  // an idle socket holds no read buffer
-  instance_->Send(std::move(event));
-  Read();
+  StartClose(ws::kInternalError, "worker lost");
 }
 
-void WebSocketSession::Queue(Outgoing&& message) {
-  if (state_ == State::kDone || closing_) {
-    Grant(message.data.size());  // dropped: the connection is closing
-    return;
+void WebSocketSession::HandleWorkerError(std::string_view why) {
+  SLUICE_LOG(kError, "gateway") << "WebSocket " << path_
+                                << ": the worker broke the protocol: " << why;
+  context_.metrics.worker_protocol_errors.Inc();
+  TellDisconnected(Disconnect(ws::kInternalError, {}));
+  if (phase_ == Phase::kConnecting) {
+    return Deny(500, "Internal Server Error\n", &context_.metrics.app_errors);
   }
-  queued_bytes_.Add(static_cast<int64_t>(message.data.size()));
-  outgoing_.push_back(std::move(message));
-  Write();
+  context_.metrics.app_errors.Inc();
+  StartClose(ws::kInternalError, "application error");
 }
 
-void WebSocketSession::Write() {
-  if (writing_ || state_ != State::kOpen || out_head_ == outgoing_.size()) return;
-  Outgoing& message = outgoing_[out_head_];
-  writing_ = true;
-  if (message.close) {
-    state_ = State::kClosing;
-    websocket::close_reason reason(message.code);
-    reason.reason.assign(message.data.data(), std::min<size_t>(message.data.size(), 123));
-    ws_.async_close(reason, [self = self(), code = message.code](beast::error_code) {
-      self->writing_ = false;
-      self->Gone(code, {});
-    });
-    return;
+void WebSocketSession::OnReadEnd(boost::system::error_code /*ec*/) {
+  // The client vanished without a close frame (or the socket failed).
+  if (phase_ == Phase::kOpen) open_.Sub(1);
+  phase_ = Phase::kClosing;
+  TellDisconnected(Disconnect(ws::kAbnormal, {}));
+  CloseNow();
+}
+
+void WebSocketSession::OnReadDeadline() {
+  auto& metrics = context_.metrics;
+  switch (phase_) {
+    case Phase::kConnecting:
+      SLUICE_LOG(kWarning, "gateway")
+          << "WebSocket " << path_ << ": the application neither accepted nor denied in time";
+      return Deny(504, "Gateway Timeout: the application did not answer the handshake\n",
+                  &metrics.limit_ws_handshake_timeout);
+    case Phase::kOpen:
+      if (!ping_sent_) {
+        ping_sent_ = true;
+        QueueControl(ws::Opcode::kPing, {});
+        SetReadDeadline(context_.options.ws_idle_timeout / 2);
+        return;
+      }
+      metrics.limit_ws_ping_timeout.Inc();
+      return OnReadEnd({});
+    case Phase::kClosing:
+      return;
   }
-  ws_.text(!message.binary);
-  ws_.async_write(net::buffer(message.data),
-                  [self = self()](beast::error_code ec, size_t) { self->OnWrite(ec); });
 }
 
-void WebSocketSession::OnWrite(beast::error_code ec) {
-  writing_ = false;
-  if (state_ == State::kDone) return;  // Gone() already dropped the queue
-  if (ec) return Gone(1006, {});
-  const size_t bytes = outgoing_[out_head_++].data.size();
-  queued_bytes_.Sub(static_cast<int64_t>(bytes));
-  if (out_head_ == outgoing_.size()) {
-    outgoing_.clear();
-    out_head_ = 0;
-  }
-  Grant(bytes);
-  if (closing_) ArmCloseDeadline();  // progress: the deadline starts again
-  Write();
-}
-
-void WebSocketSession::Grant(size_t bytes) {
-  if (worker_done_ || !instance_) return;
-  if (instance_->Consumed(bytes) && !closing_) stall_.Disarm();
-}
-
-void WebSocketSession::TellDisconnected(uint16_t code, std::string_view reason) {
-  if (!instance_ || worker_done_) return;
-  worker_done_ = true;
-  v1::Event event;
-  auto* gone = event.mutable_websocket_disconnect();
-  gone->set_code(code);
-  gone->set_reason(std::string(reason));
-  instance_->Send(std::move(event));
-}
-
-void WebSocketSession::DropInstance() {
-  if (!instance_) return;
-  shard_.Unregister(instance_->id());
-  instance_.reset();
-}
-
-void WebSocketSession::StartClose(uint16_t code, std::string reason) {
-  if (state_ == State::kDone || closing_) return;
-  closing_ = true;
-  close_code_ = code;
-  outgoing_.push_back({std::move(reason), false, true, code});
-  ArmCloseDeadline();
-  Write();
-}
-
-void WebSocketSession::ArmCloseDeadline() {
-  // The close frame waits behind what is queued; if the queue makes no progress for the
-  // slow-client timeout (the client reads nothing), the socket is cut.
-  stall_.Disarm();
-  stall_.Arm(ws_.get_executor(), context_.options.slow_client_timeout, [self = self()] {
-    beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).socket().close(ignored);
-    self->Gone(self->close_code_, "close timed out");
-  });
-}
-
-void WebSocketSession::SlowClient() {
-  if (state_ != State::kOpen || closing_) return;
+void WebSocketSession::OnSlowClient() {
+  if (phase_ != Phase::kOpen) return CloseNow();  // not even the close frame moves
   context_.metrics.slow_client_closes.Inc();
   SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": client read nothing for "
                                << context_.options.slow_client_timeout.count()
                                << " s with its queue full; closing it with 1008";
-  // Drop what waits behind the write in flight, then queue the close frame.
-  const size_t keep = out_head_ + (writing_ ? 1 : 0);
-  for (size_t i = keep; i < outgoing_.size(); ++i) {
-    queued_bytes_.Sub(static_cast<int64_t>(outgoing_[i].data.size()));
-  }
-  outgoing_.resize(keep);
-  StartClose(1008, "client too slow");
+  DropQueued();  // what waits behind the write in flight
+  StartClose(ws::kPolicyViolation, "client too slow");
 }
 
-void WebSocketSession::OnLinkLost() {
-  // The registry has already let go of this id.
-  worker_done_ = true;
-  instance_.reset();
-  context_.metrics.worker_lost.Inc();
-  if (AwaitingApplication()) return Deny(502, "Bad Gateway: the worker went away\n");
-  StartClose(1011, "worker lost");
-}
-
-void WebSocketSession::Gone(uint16_t code, std::string_view reason) {
-  if (state_ == State::kDone) return;
-  state_ = State::kDone;
-  stall_.Disarm();
-  TellDisconnected(code, reason);
-  DropInstance();
-  outgoing_.clear();
-  out_head_ = 0;
-  if (!request_) {
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+void WebSocketSession::Drain() {
+  switch (phase_) {
+    case Phase::kConnecting:
+      context_.metrics.drained.Inc();
+      return Deny(503, "Service Unavailable: the gateway is shutting down\n", nullptr);
+    case Phase::kOpen:
+      context_.metrics.drained.Inc();
+      return StartClose(ws::kGoingAway, "gateway shutting down");
+    case Phase::kClosing:
+      return;
   }
 }
 

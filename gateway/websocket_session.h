@@ -1,106 +1,75 @@
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
-#include <boost/beast/websocket/stream.hpp>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
-#include "common/metrics.h"
-#include "gateway/context.h"
-#include "gateway/endpoint.h"
-#include "gateway/instance_link.h"
-#include "gateway/stall_timer.h"
+#include "gateway/client_session.h"
+#include "gateway/websocket_codec.h"
 
 namespace sluice::gateway {
 
-class Shard;
-
-/// One WebSocket client. The upgrade request opens an instance (websocket.connect); the
-/// handshake completes only when the application accepts (subprotocol, extra headers) and is
-/// answered 403 when it closes first, 503 when no worker has room. Once open, messages flow
-/// both ways under credit: with no credit the gateway stops reading (TCP pushes back on the
-/// client); the client-bound queue holds at most the granted window. Ping/pong keep-alive and
-/// close codes are handled here.
-/// Thread-safety: lives on its shard's thread. Lifetime: held by the shard's registry while
-/// its instance is open, and by its pending operations.
-class WebSocketSession final : public Endpoint {
+/// One WebSocket client (RFC 6455, server side, no extensions; the frames are read and
+/// written here with ws::FrameReader and ws::FrameHeader). The upgrade request opens an
+/// instance (websocket.connect); the handshake completes only when the application accepts
+/// (subprotocol, extra headers) and is answered 403 when it closes first, 503 when no worker
+/// has room, 504 when it does not answer within --ws-handshake-timeout. Once open, messages
+/// flow both ways under credit: with no credit the gateway stops reading (TCP pushes back on
+/// the client); the client-bound queue holds at most the granted window.
+///
+/// Phases: kConnecting ──accept──► kOpen ──close (either side), error, slow client──►
+/// kClosing; a refusal goes from kConnecting to kClosing. In kClosing a close frame (or the
+/// refusal) is queued; once written the connection closes gracefully. While open, a client
+/// silent for half of --ws-idle-timeout is pinged, and closed if still silent at the end.
+/// An idle connection holds no read buffer, no timer and no partial message.
+/// Thread-safety and lifetime: as ClientSession.
+class WebSocketSession final : public ClientSession {
  public:
-  using Request = boost::beast::http::request<boost::beast::http::empty_body>;
+  using Request = boost::beast::http::request_header<>;
 
-  WebSocketSession(Shard& shard, const Context& context, boost::asio::ip::tcp::socket socket,
-                   Request&& request, GaugeShare connection);
+  /// `pending`: bytes the client sent after its upgrade request.
+  WebSocketSession(Shard& shard, const Context& context, std::unique_ptr<Transport> transport,
+                   GaugeShare connection, std::string pending, std::unique_ptr<Request> request);
   /// Opens the instance for `scope` (built by the HttpSession that read the upgrade).
   void Start(v1::Scope&& scope);
-
-  void OnEnvelope(v1::Envelope& envelope) override;
-  void OnLinkLost() override;
+  void Drain() override;
 
  private:
-  enum class State { kConnecting, kOpen, kClosing, kDone };
-  struct Outgoing {
-    std::string data;
-    bool binary = false;
-    bool close = false;  // a close frame: data is the reason
-    uint16_t code = 0;
-  };
+  enum class Phase { kConnecting, kOpen, kClosing };
 
-  std::shared_ptr<WebSocketSession> self();
-  /// The upgrade is waiting for the application to accept or deny it.
-  bool AwaitingApplication() const { return request_ && !accepting_; }
-  void HandleEvent(v1::Event& event);
+  size_t OnBytes(std::string_view data) override;
+  bool WantsRead() const override;
+  void OnReadEnd(boost::system::error_code ec) override;
+  void OnReadDeadline() override;
+  void OnSlowClient() override;
+  void OnWritten(const Chunk& chunk) override;
+  void HandleEvent(v1::Event& event) override;
+  void HandleClose(const v1::Close& close) override;
+  void HandleLinkLost() override;
+  void HandleWorkerError(std::string_view why) override;
+  v1::Event AbnormalDisconnect() const override;
+
   void Accept(v1::WebSocketAccept& accept);
-  void Deny(unsigned status, std::string_view body);
-  /// Ends the instance and closes with 1011 after an application failure or protocol break.
-  void Fail(std::string_view why);
-  /// The client-bound queue stayed full for --slow-client-timeout: drop what is queued and
-  /// close with 1008; if even the close frame cannot go out in as long again, cut the socket.
-  void SlowClient();
-  void Read();
-  void OnRead(boost::beast::error_code ec, size_t bytes);
-  void Queue(Outgoing&& message);
-  /// Queues the close frame after what is already queued; reading stops. If the close
-  /// cannot be written within --slow-client-timeout, the socket is cut.
-  void StartClose(uint16_t code, std::string reason);
-  void ArmCloseDeadline();
-  void Write();
-  void OnWrite(boost::beast::error_code ec);
-  void Grant(size_t bytes);
-  /// Sends websocket.disconnect unless the instance has ended or already had it.
-  void TellDisconnected(uint16_t code, std::string_view reason);
-  /// Forgets the instance (unregistering its id): nothing more is sent to it.
-  void DropInstance();
-  /// The socket is finished (closed by either side or lost): tell the instance, once.
-  void Gone(uint16_t code, std::string_view reason);
+  /// Answers the upgrade with an HTTP error instead of 101, then closes.
+  void Deny(unsigned status, std::string_view body, Counter* reason,
+            std::string_view extra_headers = {});
+  /// Queues the close frame after what is already queued, tells the instance (with `code`)
+  /// and closes gracefully once it is written.
+  void StartClose(uint16_t code, std::string_view reason);
+  /// The client broke the protocol (or a limit): close with `code`.
+  void ClientError(uint16_t code, const char* why);
+  void QueueControl(ws::Opcode opcode, std::string payload);
 
-  Shard& shard_;
-  const Context& context_;
-  GaugeShare connection_;    // in sluice_gateway_connections
-  GaugeShare open_;          // in sluice_gateway_websockets once accepted
-  GaugeShare queued_bytes_;  // client-bound payload in outgoing_
-  StallTimer stall_;         // armed while the worker has no credit left (client slow)
-  bool read_stalled_ = false;
-  bool closing_ = false;  // a close frame is queued: nothing more is read or sent
-  uint16_t close_code_ = 0;
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
-  boost::beast::flat_buffer buffer_;  // released after each message
+  ws::FrameReader reader_;
   std::unique_ptr<Request> request_;  // until the handshake is answered
-  bool accepting_ = false;            // the application accepted; the handshake is underway
-  std::unique_ptr<boost::asio::steady_timer> handshake_timer_;
-  State state_ = State::kConnecting;
-  std::optional<InstanceLink> instance_;
-  std::string path_;  // for log lines
-  bool reading_ = false;
-  bool writing_ = false;
-  bool worker_done_ = false;
-  std::vector<Outgoing> outgoing_;  // FIFO, bounded by the worker's credit + a close
-  size_t out_head_ = 0;
+  std::string accept_key_;            // until the handshake is answered
+  std::string path_;                  // for log lines
+  GaugeShare open_;                   // in sluice_gateway_websockets while open
+  Phase phase_ = Phase::kConnecting;
+  uint8_t pongs_queued_ = 0;   // at most 2 unwritten pongs; more pings wait for them
+  bool ping_sent_ = false;     // a keep-alive ping is out and unanswered
+  bool read_stalled_ = false;  // counted once per stall
 };
 
 }  // namespace sluice::gateway

@@ -10,10 +10,16 @@
 namespace sluice::gateway {
 // ---- LinkCall ----------------------------------------------------------------------------
 
+namespace {
+std::atomic<uint64_t> g_next_generation{1};
+}  // namespace
+
 LinkCall::LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*> shards)
     : owner_(owner),
       options_(options),
       shards_(std::move(shards)),
+      generation_(g_next_generation.fetch_add(1, std::memory_order_relaxed)),
+      outboxes_(shards_.size()),
       last_read_ns_(MonotonicNanos()) {}
 
 void LinkCall::Start(v1::Link::Stub& stub) {
@@ -33,12 +39,20 @@ void LinkCall::Start(v1::Link::Stub& stub) {
   StartCall();
 }
 
-bool LinkCall::Send(v1::Envelope&& envelope) {
-  if (writer_.Push(std::move(envelope))) {
-    StartWrite(writer_.frame());
-    return true;
+bool LinkCall::Send(uint16_t shard, v1::Envelope&& envelope) {
+  if (read_ended_.load(std::memory_order_acquire)) return false;
+  if (outboxes_[shard].Add(std::move(envelope))) {
+    // The first envelope of this turn: flush after what the shard has queued meanwhile.
+    boost::asio::post(shards_[shard]->io(),
+                      [self = shared_from_this(), shard] { self->Flush(shard); });
   }
-  return !writer_.closed();
+  return true;
+}
+
+void LinkCall::Flush(uint16_t shard) {
+  size_t bytes = 0;
+  std::vector<v1::Frame> frames = outboxes_[shard].Take(&bytes);
+  if (writer_.Push(std::move(frames), bytes)) StartWrite(writer_.frame());
 }
 
 int64_t LinkCall::FreeSlots() const {
@@ -69,27 +83,37 @@ void LinkCall::OnReadDone(bool ok) {
     return;
   }
   last_read_ns_.store(MonotonicNanos());
-  if (!ready() && !HandleWelcome(in_)) return;
-  if (in_.has_capacity()) {
-    const v1::Capacity& c = in_.capacity();
+  if (!OnFrame(in_)) {
+    context_.TryCancel();
+    EndRead();
+    return;
+  }
+  in_ = v1::Frame();  // Clear would keep the payloads' memory
+  StartRead(&in_);
+}
+
+bool LinkCall::OnFrame(v1::Frame& frame) {
+  if (!ready() && !HandleWelcome(frame)) return false;
+  if (frame.has_capacity()) {
+    const v1::Capacity& c = frame.capacity();
     capacity_.store(c.capacity(), std::memory_order_relaxed);
     elsewhere_.store(static_cast<int64_t>(c.active_total()) - c.active_link(),
                      std::memory_order_relaxed);
+    draining_.store(c.draining(), std::memory_order_relaxed);
   }
-  if (in_.envelopes_size() > 0) {
+  if (frame.envelopes_size() > 0) {
     std::vector<std::vector<v1::Envelope>> batches(shards_.size());
-    for (v1::Envelope& envelope : *in_.mutable_envelopes()) {
-      if (envelope.has_close()) assigned_.fetch_sub(1, std::memory_order_relaxed);
+    for (v1::Envelope& envelope : *frame.mutable_envelopes()) {
       const uint16_t shard = Shard::IndexOf(envelope.connection_id());
       if (shard >= shards_.size()) continue;  // not an id we issued
+      if (envelope.has_close()) assigned_.fetch_sub(1, std::memory_order_relaxed);
       batches[shard].push_back(std::move(envelope));
     }
     for (size_t i = 0; i < batches.size(); ++i) {
       if (!batches[i].empty()) shards_[i]->Deliver(std::move(batches[i]));
     }
   }
-  in_.Clear();
-  StartRead(&in_);
+  return true;
 }
 
 bool LinkCall::HandleWelcome(const v1::Frame& frame) {
@@ -97,8 +121,6 @@ bool LinkCall::HandleWelcome(const v1::Frame& frame) {
     SLUICE_LOG(kError, "gateway") << "worker at " << owner_.address().ToString()
                                   << " did not answer with a Welcome of protocol version "
                                   << kProtocolVersion << "; dropping the link";
-    context_.TryCancel();
-    EndRead();
     return false;
   }
   const v1::Welcome& w = frame.welcome();
@@ -124,9 +146,10 @@ void LinkCall::OnWriteDone(bool ok) {
 }
 
 void LinkCall::EndRead() {
+  if (read_ended_.load()) return;
   ready_.store(false, std::memory_order_release);
   writer_.Close();  // before read_ended_: no write may start once the hold can go
-  read_ended_.store(true);
+  read_ended_.store(true, std::memory_order_release);
   MaybeRemoveHold();
 }
 
@@ -139,7 +162,7 @@ void LinkCall::MaybeRemoveHold() {
 
 void LinkCall::OnDone(const grpc::Status& status) {
   const bool was_ready = !worker_id_.empty();
-  for (Shard* shard : shards_) shard->LinkLost(this);
+  for (Shard* shard : shards_) shard->LinkLost(generation_);
   owner_.CallEnded(this, status, was_ready);
   std::shared_ptr<LinkCall> self = std::move(self_);
 }
@@ -174,9 +197,9 @@ void WorkerLink::Connect() {
   call->Start(*stub_);
 }
 
-std::shared_ptr<LinkCall> WorkerLink::ready_call() {
+std::shared_ptr<LinkCall> WorkerLink::admitting_call() {
   absl::MutexLock lock(&mu_);
-  if (call_ && call_->ready()) return call_;
+  if (call_ && call_->admitting()) return call_;
   return nullptr;
 }
 
@@ -199,11 +222,12 @@ void WorkerLink::Stop() {
   if (call) call->Cancel();
 }
 
-void WorkerLink::AwaitEnded(absl::Duration timeout) {
+void WorkerLink::AwaitEnded() {
   absl::MutexLock lock(&mu_);
-  if (!mu_.AwaitWithTimeout(absl::Condition(this, &WorkerLink::ended), timeout)) {
+  if (!mu_.AwaitWithTimeout(absl::Condition(this, &WorkerLink::ended), absl::Seconds(2))) {
     SLUICE_LOG(kWarning, "gateway")
-        << "link to " << address_.ToString() << " did not end within the shutdown grace";
+        << "link to " << address_.ToString() << " still ending after 2 s; waiting for gRPC";
+    mu_.Await(absl::Condition(this, &WorkerLink::ended));
   }
 }
 
@@ -252,7 +276,7 @@ void WorkerPool::Start() {
 void WorkerPool::Stop() {
   for (auto& link : links_) link->Stop();
   // Nothing may be torn down while a call's OnDone can still run on a gRPC thread.
-  for (auto& link : links_) link->AwaitEnded(absl::Seconds(2));
+  for (auto& link : links_) link->AwaitEnded();
   boost::asio::post(tick_.get_executor(), [this] { tick_.cancel(); });
 }
 
@@ -265,13 +289,13 @@ void WorkerPool::ScheduleTick() {
   });
 }
 
-std::shared_ptr<LinkCall> WorkerPool::Pick() {
+std::shared_ptr<Link> WorkerPool::Pick() {
   std::shared_ptr<LinkCall> best;
   int64_t best_free = 0;
   const size_t n = links_.size();
   const size_t start = rotate_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
-    auto call = links_[(start + i) % n]->ready_call();
+    auto call = links_[(start + i) % n]->admitting_call();
     if (!call) continue;
     const int64_t free = call->FreeSlots();
     if (free > best_free) {
@@ -293,7 +317,7 @@ size_t WorkerPool::queued_bytes() {
 
 size_t WorkerPool::ready_links() {
   size_t n = 0;
-  for (auto& link : links_) n += link->ready_call() != nullptr;
+  for (auto& link : links_) n += link->admitting_call() != nullptr;
   return n;
 }
 

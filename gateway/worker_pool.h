@@ -12,9 +12,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "common/host_port.h"
 #include "common/link_writer.h"
+#include "common/outbox.h"
+#include "gateway/link.h"
 #include "gateway/options.h"
 #include "sluice/v1/link.grpc.pb.h"
 
@@ -26,25 +27,36 @@ class WorkerLink;
 /// One link stream to one worker (a gRPC client reactor): the handshake, batched writes,
 /// demultiplexing received Frames to shards (one post per shard per Frame), heartbeats, and
 /// the worker's load as last advertised. A new LinkCall is made for each (re)connection.
-/// Thread-safety: Send, Tick and the accessors from any thread.
+/// Sessions send through a per-shard Outbox: a shard's envelopes of one turn of its loop
+/// reach the writer as one batch, and envelopes of one connection are merged.
+/// Thread-safety: Send from the named shard's thread; the rest from any thread.
 /// Lifetime: keeps itself alive until OnDone; connections hold it while they use it.
-class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
+class LinkCall final : public Link,
+                       public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
                        public std::enable_shared_from_this<LinkCall> {
  public:
   LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*> shards);
   void Start(v1::Link::Stub& stub);
 
-  /// Queues an envelope. False when the stream has ended (the connection will hear of it).
-  bool Send(v1::Envelope&& envelope);
+  bool Send(uint16_t shard, v1::Envelope&& envelope) override;
+  const v1::Window& worker_window() const override { return worker_window_; }
+  uint64_t generation() const override { return generation_; }
+
+  /// Everything a received Frame does: the Welcome, the worker's load, the envelopes
+  /// handed to their shards. False when the link must be dropped (no Welcome first).
+  bool OnFrame(v1::Frame& frame);
   void Tick();
   void Cancel() { context_.TryCancel(); }
 
+  /// The worker welcomed us and is not draining: it may get new connections.
+  bool admitting() const {
+    return ready_.load(std::memory_order_acquire) && !draining_.load(std::memory_order_relaxed);
+  }
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   /// Free slots the worker should still have, as far as this gateway knows.
   int64_t FreeSlots() const;
   /// Counts a connection this gateway is about to open on the worker.
   void Reserve() { assigned_.fetch_add(1, std::memory_order_relaxed); }
-  const v1::Window& worker_window() const { return worker_window_; }
   const std::string& worker_id() const { return worker_id_; }
   size_t queued_bytes() const { return writer_.queued_bytes(); }
 
@@ -53,6 +65,7 @@ class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
   void OnWriteDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
   bool HandleWelcome(const v1::Frame& frame);
+  void Flush(uint16_t shard);
   /// No read is outstanding any more: the stream is ending.
   void EndRead();
   void MaybeRemoveHold();
@@ -60,9 +73,11 @@ class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
   WorkerLink& owner_;
   const Options& options_;
   const std::vector<Shard*> shards_;
+  const uint64_t generation_;
   grpc::ClientContext context_;
   LinkWriter writer_;
-  v1::Frame in_;  // owned by the read in flight
+  std::vector<Outbox> outboxes_;  // one per shard, touched only on its thread
+  v1::Frame in_;                  // owned by the read in flight
   std::shared_ptr<LinkCall> self_;
   std::atomic<bool> read_ended_ = false;
   std::atomic<bool> hold_removed_ = false;
@@ -74,6 +89,7 @@ class LinkCall final : public grpc::ClientBidiReactor<v1::Frame, v1::Frame>,
   std::chrono::milliseconds worker_heartbeat_{1000};
   std::atomic<bool> ready_ = false;
 
+  std::atomic<bool> draining_ = false;
   std::atomic<int64_t> capacity_ = 0;
   std::atomic<int64_t> assigned_ = 0;   // our connections with an instance (or an Open) there
   std::atomic<int64_t> elsewhere_ = 0;  // the worker's instances for other gateways
@@ -87,14 +103,15 @@ class WorkerLink final {
   WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
              boost::asio::io_context& control);
   void Connect();
-  /// The current call if it is ready for connections.
-  std::shared_ptr<LinkCall> ready_call();
+  /// The current call if it takes new connections.
+  std::shared_ptr<LinkCall> admitting_call();
   std::shared_ptr<LinkCall> call();
   void Tick();
   /// Ends the current call and stops reconnecting.
   void Stop();
-  /// After Stop: waits until the call has finished (its OnDone ran), at most `timeout`.
-  void AwaitEnded(absl::Duration timeout);
+  /// After Stop: waits until the call has finished (its OnDone ran). gRPC always finishes
+  /// a cancelled call; nothing the call touches may be torn down before.
+  void AwaitEnded();
   const HostPort& address() const { return address_; }
 
  private:
@@ -117,13 +134,14 @@ class WorkerLink final {
 /// All workers this gateway links to, and admission: Pick() returns the ready link with the
 /// most free slots (ties rotate), or null when none has room — the caller answers 503.
 /// Thread-safety: all methods from any thread.
-class WorkerPool final {
+class WorkerPool final : public LinkPicker {
  public:
   WorkerPool(const Options& options, const std::vector<Shard*>& shards,
              boost::asio::io_context& control);
   void Start();
+  /// Ends every link and waits for each to finish.
   void Stop();
-  std::shared_ptr<LinkCall> Pick();
+  std::shared_ptr<Link> Pick() override;
   size_t ready_links();
   size_t queued_bytes();
 

@@ -4,7 +4,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
 
@@ -12,7 +11,6 @@
 #include "common/protocol.h"
 #include "common/text.h"
 #include "worker/codec.h"
-#include "worker/link_session.h"
 
 namespace sluice::worker {
 namespace net = boost::asio;
@@ -25,18 +23,30 @@ void CheckHeaders(const Headers& headers) {
   }
 }
 
+size_t PayloadBytes(const Event& event) {
+  if (const auto* request = std::get_if<HttpRequest>(&event)) return request->body.size();
+  if (const auto* message = std::get_if<WebSocketReceive>(&event)) return message->data.size();
+  return 0;
+}
+
+bool IsDisconnect(const Event& event) {
+  return std::holds_alternative<HttpDisconnect>(event) ||
+         std::holds_alternative<WebSocketDisconnect>(event);
+}
+
 }  // namespace
 
-Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
-                   net::any_io_executor strand, const v1::Window& receive_window,
+Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<InstanceHost> host, unsigned loop,
+                   net::io_context& io, const v1::Window& receive_window,
                    const v1::Window& send_window, std::chrono::milliseconds close_timeout,
                    Metrics& metrics)
     : id_(id),
       scope_(std::move(scope)),
-      link_(std::move(link)),
-      strand_(std::move(strand)),
-      receive_wake_(strand_, net::steady_timer::time_point::max()),
-      send_wake_(strand_, net::steady_timer::time_point::max()),
+      host_(std::move(host)),
+      loop_(loop),
+      io_(io),
+      wake_(io, net::steady_timer::time_point::max()),
+      inbox_(receive_window.events() + 1),  // + the one disconnect
       close_timeout_(close_timeout),
       metrics_(metrics),
       inbox_bytes_(metrics.queued_bytes),
@@ -44,7 +54,7 @@ Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
       send_credit_(send_window) {}
 
 void Instance::Start(Application& app) {
-  net::co_spawn(strand_, Main(app),
+  net::co_spawn(io_, Main(app),
                 net::bind_cancellation_slot(
                     cancel_.slot(), [self = shared_from_this()](const std::exception_ptr&) {}));
 }
@@ -76,58 +86,53 @@ Task<void> Instance::Main(Application& app) {
     SLUICE_LOG(kError, "worker") << "consumer for " << scope_.path << " (connection " << id_
                                  << ") failed: " << detail;
   }
-  link_->InstanceEnded(id_, reason, std::move(detail));
+  inbox_.clear();
+  inbox_bytes_.Sub(inbox_bytes_.held());
+  host_->InstanceEnded(loop_, id_, reason, std::move(detail));
 }
 
 void Instance::Deliver(v1::Event&& event) {
-  net::post(strand_, [self = shared_from_this(), event = std::move(event)]() mutable {
-    self->DeliverOnStrand(std::move(event));
-  });
-}
-
-void Instance::DeliverOnStrand(v1::Event&& event) {
-  if (gone_) return;  // after a disconnect nothing else is delivered
+  if (gone_ || ended_) return;  // after a disconnect nothing else is delivered
   const size_t bytes = EventBytes(event);
   if (SpendsCredit(event) && !receive_window_.OnReceived(bytes)) {
     metrics_.protocol_errors.Inc();
     SLUICE_LOG(kError, "worker") << "gateway overran the credit of connection " << id_
                                  << "; disconnecting it";
-    PushDisconnect();
-    return;
+    return PushDisconnect(ws_close::kAbnormal);
   }
   auto converted = FromProto(std::move(event));
   if (!converted.ok()) {
+    metrics_.protocol_errors.Inc();
     SLUICE_LOG(kError, "worker") << "connection " << id_ << ": " << converted.status();
-    PushDisconnect();
-    return;
+    return PushDisconnect(ws_close::kAbnormal);
   }
-  gone_ = std::holds_alternative<HttpDisconnect>(*converted) ||
-          std::holds_alternative<WebSocketDisconnect>(*converted);
-  inbox_.push_back(*std::move(converted));
+  gone_ = IsDisconnect(*converted);
+  if (!inbox_.push(*std::move(converted))) {  // cannot happen within credit
+    metrics_.protocol_errors.Inc();
+    gone_ = false;
+    return PushDisconnect(ws_close::kAbnormal);
+  }
   inbox_bytes_.Add(static_cast<int64_t>(bytes));
-  receive_wake_.cancel();
-  if (gone_) {
-    send_wake_.cancel();
-    ArmCloseTimeout();
-  }
+  Wake();
+  if (gone_) ArmCloseTimeout();
 }
 
-void Instance::PushDisconnect() {
-  if (gone_) return;
+void Instance::PushDisconnect(int code) {
+  if (gone_ || ended_) return;
   gone_ = true;
+  // The inbox always has room for the disconnect: its capacity is the window plus one.
   if (scope_.type == Scope::Type::kHttp) {
-    inbox_.emplace_back(HttpDisconnect{});
+    (void)inbox_.push(HttpDisconnect{});
   } else {
-    inbox_.emplace_back(WebSocketDisconnect{1006, {}});
+    (void)inbox_.push(WebSocketDisconnect{code, {}});
   }
-  receive_wake_.cancel();
-  send_wake_.cancel();
+  Wake();
   ArmCloseTimeout();
 }
 
 void Instance::ArmCloseTimeout() {
   if (ended_ || close_timer_) return;
-  close_timer_ = std::make_unique<net::steady_timer>(strand_, close_timeout_);
+  close_timer_ = std::make_unique<net::steady_timer>(io_, close_timeout_);
   close_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (ec || self->ended_) return;
     self->metrics_.close_timeouts.Inc();
@@ -141,40 +146,45 @@ void Instance::ArmCloseTimeout() {
 }
 
 void Instance::Grant(const v1::Window& credit) {
-  net::post(strand_, [self = shared_from_this(), credit] {
-    self->send_credit_.Grant(credit);
-    self->send_wake_.cancel();
-  });
+  send_credit_.Grant(credit);
+  Wake();
 }
 
-void Instance::LinkLost() {
-  net::post(strand_, [self = shared_from_this()] { self->PushDisconnect(); });
+void Instance::LinkLost() { PushDisconnect(ws_close::kAbnormal); }
+
+void Instance::Drain() {
+  if (ended_ || gone_ || scope_.type != Scope::Type::kWebSocket) return;
+  if (started_ && !finished_ && send_credit_.CanSend()) {
+    finished_ = true;
+    Event close = WebSocketClose{ws_close::kServiceRestart, "worker restarting"};
+    v1::Event proto = ToProto(std::move(close));
+    send_credit_.Spend(0);
+    Emit(std::move(proto));
+  }
+  PushDisconnect(ws_close::kServiceRestart);
 }
 
 Task<Event> Instance::Receive() {
-  while (inbox_head_ == inbox_.size()) {
-    if (disconnect_received_) throw Disconnected("receive after disconnect");
-    receive_wake_.expires_at(net::steady_timer::time_point::max());
-    co_await receive_wake_.async_wait(net::as_tuple(net::use_awaitable));
+  while (inbox_.empty()) {
+    if (disconnect_received_ || cancelled_) throw Disconnected("receive after disconnect");
+    if (scope_.type == Scope::Type::kHttp && finished_) {
+      // ASGI: once the response is sent, receive() reports the end of the connection.
+      disconnect_received_ = true;
+      co_return HttpDisconnect{};
+    }
+    co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
-  Event event = std::move(inbox_[inbox_head_++]);
-  if (inbox_head_ == inbox_.size()) {
-    inbox_.clear();
-    inbox_head_ = 0;
-  }
-  if (std::holds_alternative<HttpDisconnect>(event) ||
-      std::holds_alternative<WebSocketDisconnect>(event)) {
+  Event event = inbox_.take();
+  if (IsDisconnect(event)) {
     disconnect_received_ = true;
   } else {
-    size_t bytes = 0;
-    if (auto* request = std::get_if<HttpRequest>(&event)) bytes = request->body.size();
-    if (auto* message = std::get_if<WebSocketReceive>(&event)) bytes = message->data.size();
+    const size_t bytes = PayloadBytes(event);
     inbox_bytes_.Sub(static_cast<int64_t>(bytes));
     if (auto grant = receive_window_.OnConsumed(bytes)) {
       v1::Envelope envelope;
       envelope.set_connection_id(id_);
       *envelope.mutable_credit() = *grant;
-      link_->Enqueue(std::move(envelope));
+      host_->Enqueue(loop_, std::move(envelope));
     }
   }
   co_return event;
@@ -220,10 +230,11 @@ Task<void> Instance::Send(Event event) {
   Check(event);
   if (!gone_ && !send_credit_.CanSend()) metrics_.send_stalls.Inc();
   while (!gone_ && !send_credit_.CanSend()) {
-    send_wake_.expires_at(net::steady_timer::time_point::max());
-    co_await send_wake_.async_wait(net::as_tuple(net::use_awaitable));
+    if (cancelled_) throw Disconnected("cancelled");
+    co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
   if (gone_) throw Disconnected("client disconnected");
+  Check(event);  // another coroutine may have finished the connection while this one waited
   if (const auto* body = std::get_if<HttpResponseBody>(&event)) {
     finished_ = !body->more_body;
   } else if (std::holds_alternative<WebSocketClose>(event)) {
@@ -232,11 +243,17 @@ Task<void> Instance::Send(Event event) {
     started_ = started_ || std::holds_alternative<HttpResponseStart>(event) ||
                std::holds_alternative<WebSocketAccept>(event);
   }
+  v1::Event proto = ToProto(std::move(event));
+  send_credit_.Spend(EventBytes(proto));
+  Emit(std::move(proto));
+  if (finished_) Wake();  // a coroutine waiting in Receive() learns the connection is over
+}
+
+void Instance::Emit(v1::Event&& event) {
   v1::Envelope envelope;
   envelope.set_connection_id(id_);
-  *envelope.mutable_event() = ToProto(std::move(event));
-  send_credit_.Spend(EventBytes(envelope.event()));
-  link_->Enqueue(std::move(envelope));
+  envelope.add_events()->Swap(&event);
+  host_->Enqueue(loop_, std::move(envelope));
 }
 
 }  // namespace sluice::worker

@@ -1,13 +1,14 @@
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <vector>
+#include <string>
 
+#include "common/bounded_fifo.h"
 #include "common/credit.h"
 #include "sluice/consumer.h"
 #include "sluice/v1/link.pb.h"
@@ -15,58 +16,76 @@
 
 namespace sluice::worker {
 
-class LinkSession;
+/// Where an instance's output goes: the worker's end of its link (LinkSession), or a fake in
+/// tests. Called on the instance's loop thread, which the instance names.
+class InstanceHost {
+ public:
+  virtual ~InstanceHost() = default;
+  virtual void Enqueue(unsigned loop, v1::Envelope&& envelope) = 0;
+  /// The instance has ended; sends its Close. Called once.
+  virtual void InstanceEnded(unsigned loop, uint64_t id, v1::Close::Reason reason,
+                             std::string detail) = 0;
+};
 
 /// The runtime's side of one application instance (one client connection): its inbox of
 /// events from the gateway, its credit both ways, and the checks that keep what the consumer
-/// sends valid ASGI. Everything runs on the instance's strand; the link reaches it only by
-/// posting there. The inbox holds at most the receive window (see link.proto, Window) plus
-/// one disconnect event. Lifetime: shared by the link's table and the running coroutine.
+/// sends valid ASGI. It lives on one loop thread (the link hands it events there), so its
+/// consumer's coroutines run one at a time without a strand or a lock. The inbox is a
+/// BoundedFifo of the receive window's events plus one disconnect; a gateway that overruns
+/// its credit is a protocol error. Any number of the consumer's coroutines may wait in
+/// Receive() and Send() at once: one timer, never re-armed, wakes them all.
+/// Lifetime: shared by the link's table and the running coroutine.
 class Instance final : public Connection, public std::enable_shared_from_this<Instance> {
  public:
-  Instance(uint64_t id, Scope scope, std::shared_ptr<LinkSession> link,
-           boost::asio::any_io_executor strand, const v1::Window& receive_window,
+  Instance(uint64_t id, Scope scope, std::shared_ptr<InstanceHost> host, unsigned loop,
+           boost::asio::io_context& io, const v1::Window& receive_window,
            const v1::Window& send_window, std::chrono::milliseconds close_timeout,
            Metrics& metrics);
 
-  /// Creates the consumer and runs it on the strand; tells the link when it has ended.
+  /// Creates the consumer and runs it; tells the host when it has ended.
   void Start(Application& app);
 
-  // From the link, any thread.
+  // From the link, on the instance's loop thread.
   void Deliver(v1::Event&& event);
   void Grant(const v1::Window& credit);
   /// The gateway is gone: the consumer sees a disconnect, and its sends fail.
   void LinkLost();
+  /// The worker is draining: a WebSocket is closed with 1012 (service restart) and its
+  /// consumer told; an HTTP request finishes as usual.
+  void Drain();
 
   Task<Event> Receive() override;
   Task<void> Send(Event event) override;
 
+  uint64_t id() const { return id_; }
+  bool ended() const { return ended_; }
+
  private:
   Task<void> Main(Application& app);
-  void DeliverOnStrand(v1::Event&& event);
-  void PushDisconnect();
+  void PushDisconnect(int code);
+  void Wake() { wake_.cancel(); }
   /// The consumer has been told its client is gone; if it has not returned within the close
   /// timeout, its coroutine is cancelled (its pending wait throws operation_aborted).
   void ArmCloseTimeout();
   void Check(const Event& event) const;
+  void Emit(v1::Event&& event);
 
   const uint64_t id_;
   Scope scope_;
-  const std::shared_ptr<LinkSession> link_;
-  boost::asio::any_io_executor strand_;
-  boost::asio::steady_timer receive_wake_;
-  boost::asio::steady_timer send_wake_;
-  std::vector<Event> inbox_;  // FIFO; small: bounded by the receive window
-  size_t inbox_head_ = 0;
+  const std::shared_ptr<InstanceHost> host_;
+  const unsigned loop_;
+  boost::asio::io_context& io_;
+  boost::asio::steady_timer wake_;  // expires never; cancel() wakes every waiting coroutine
+  BoundedFifo<Event> inbox_;
   const std::chrono::milliseconds close_timeout_;
   boost::asio::cancellation_signal cancel_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;  // only once disconnected
-  bool cancelled_ = false;
-  bool ended_ = false;
   Metrics& metrics_;
   GaugeShare inbox_bytes_;
   ReceiveWindow receive_window_;
   SendCredit send_credit_;
+  bool cancelled_ = false;
+  bool ended_ = false;
   bool gone_ = false;                 // a disconnect is in the inbox or was received
   bool disconnect_received_ = false;  // the consumer has seen it
   // What the consumer has sent, for Check().

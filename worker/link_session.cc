@@ -1,44 +1,73 @@
 #include "worker/link_session.h"
 
-#include <boost/asio/strand.hpp>
+#include <boost/asio/post.hpp>
 
 #include "common/log.h"
 #include "common/process.h"
 #include "common/protocol.h"
 #include "worker/codec.h"
-#include "worker/instance.h"
 #include "worker/runtime.h"
 
 namespace sluice::worker {
-LinkSession* LinkSession::Start(Runtime& runtime, grpc::CallbackServerContext* context) {
-  auto link = std::shared_ptr<LinkSession>(new LinkSession(runtime, context));
-  link->self_ = link;
-  runtime.AddLink(link);
-  link->StartRead(&link->in_);
-  return link.get();
-}
+namespace net = boost::asio;
 
-LinkSession::LinkSession(Runtime& runtime, grpc::CallbackServerContext* context)
+LinkSession::LinkSession(Runtime& runtime, std::string peer, Wire* wire)
     : runtime_(runtime),
-      context_(context),
-      peer_(context->peer()),
+      peer_(std::move(peer)),
       writer_([this](v1::Frame& frame) {
         v1::Capacity* capacity = frame.mutable_capacity();
         capacity->set_capacity(runtime_.options().capacity);
         capacity->set_active_total(runtime_.active());
         capacity->set_active_link(active_.load(std::memory_order_relaxed));
+        capacity->set_draining(runtime_.draining());
       }),
+      loops_(runtime.loops()),
       last_read_ns_(MonotonicNanos()),
-      link_gauge_(runtime.metrics().links, 1) {}
+      link_gauge_(runtime.metrics().links, 1),
+      wire_(wire) {}
 
-void LinkSession::Enqueue(v1::Envelope&& envelope) {
-  if (writer_.Push(std::move(envelope))) StartWrite(writer_.frame());
+LinkSession::~LinkSession() = default;
+
+void LinkSession::Detach() {
+  absl::MutexLock lock(&mu_);
+  wire_ = nullptr;
 }
 
-void LinkSession::InstanceEnded(uint64_t id, v1::Close::Reason reason, std::string detail) {
+bool LinkSession::ending() const {
+  absl::MutexLock lock(&mu_);
+  return ending_;
+}
+
+void LinkSession::StartWrite() {
+  // A write starts only while the writer is open, and the writer closes before the stream
+  // finishes: the Wire is there. Not under mu_: gRPC may run OnWriteDone inline.
+  Wire* wire;
   {
     absl::MutexLock lock(&mu_);
-    instances_.erase(id);
+    wire = wire_;
+  }
+  if (wire) wire->StartWrite(writer_.frame());
+}
+
+void LinkSession::Enqueue(unsigned loop, v1::Envelope&& envelope) {
+  if (loops_[loop].outbox.Add(std::move(envelope))) {
+    // The first envelope of this turn: flush after what the loop has queued meanwhile.
+    net::post(runtime_.loop(loop), [self = shared_from_this(), loop] { self->Flush(loop); });
+  }
+}
+
+void LinkSession::Flush(unsigned loop) {
+  size_t bytes = 0;
+  std::vector<v1::Frame> frames = loops_[loop].outbox.Take(&bytes);
+  if (writer_.Push(std::move(frames), bytes)) StartWrite();
+}
+
+void LinkSession::InstanceEnded(unsigned loop, uint64_t id, v1::Close::Reason reason,
+                                std::string detail) {
+  loops_[loop].instances.erase(id);
+  {
+    absl::MutexLock lock(&mu_);
+    routes_.erase(id);
   }
   active_.fetch_sub(1, std::memory_order_relaxed);
   runtime_.Release();
@@ -46,7 +75,7 @@ void LinkSession::InstanceEnded(uint64_t id, v1::Close::Reason reason, std::stri
   envelope.set_connection_id(id);
   envelope.mutable_close()->set_reason(reason);
   envelope.mutable_close()->set_detail(std::move(detail));
-  Enqueue(std::move(envelope));
+  Enqueue(loop, std::move(envelope));
 }
 
 void LinkSession::Tick() {
@@ -54,11 +83,9 @@ void LinkSession::Tick() {
   // never speaks does not hold it forever.
   const bool greeted = greeted_.load(std::memory_order_acquire);
   const auto interval = greeted ? gateway_heartbeat_ : runtime_.options().heartbeat_interval;
-  if (greeted && writer_.Heartbeat(runtime_.options().heartbeat_interval)) {
-    StartWrite(writer_.frame());
-  }
+  if (greeted && writer_.Heartbeat(runtime_.options().heartbeat_interval)) StartWrite();
   const auto silent = std::chrono::nanoseconds(MonotonicNanos() - last_read_ns_.load());
-  if (silent > 4 * interval) {
+  if (silent > 4 * interval && !ending()) {
     SLUICE_LOG(kWarning, "worker")
         << "gateway " << (greeted ? gateway_id_ : "(no Hello yet)") << " at " << peer_
         << " silent for " << std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()
@@ -67,18 +94,87 @@ void LinkSession::Tick() {
   }
 }
 
-void LinkSession::OnReadDone(bool ok) {
-  if (!ok) {
-    EndStream(grpc::Status::OK);
-    return;
-  }
+void LinkSession::OnFrame(v1::Frame& frame) {
   last_read_ns_.store(MonotonicNanos());
-  if (!greeted_) {
-    if (!HandleHello(in_)) return;
+  if (!greeted_.load(std::memory_order_acquire) && !HandleHello(frame)) return;
+  if (frame.envelopes_size() == 0) return;
+  std::vector<std::vector<v1::Envelope>> batches(loops_.size());
+  std::vector<std::pair<uint64_t, const char*>> rejected;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ending_) return;
+    for (v1::Envelope& envelope : *frame.mutable_envelopes()) {
+      const uint64_t id = envelope.connection_id();
+      unsigned loop;
+      if (envelope.has_open()) {
+        if (runtime_.draining()) {
+          rejected.emplace_back(id, "worker draining");
+          continue;
+        }
+        if (!runtime_.TryAdmit()) {
+          rejected.emplace_back(id, "worker at capacity");
+          continue;
+        }
+        if (!routes_.emplace(id, next_loop_).second) {
+          SLUICE_LOG(kError, "worker") << "gateway " << gateway_id_ << " reused connection id "
+                                       << id << "; ignoring the second Open";
+          runtime_.metrics().protocol_errors.Inc();
+          runtime_.Release();
+          continue;
+        }
+        loop = next_loop_;
+        next_loop_ = (next_loop_ + 1) % loops_.size();
+        active_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        const auto it = routes_.find(id);
+        if (it == routes_.end()) continue;  // its instance ended; this crossed its Close
+        loop = it->second;
+      }
+      batches[loop].push_back(std::move(envelope));
+    }
   }
-  for (v1::Envelope& envelope : *in_.mutable_envelopes()) HandleEnvelope(envelope);
-  in_.Clear();
-  StartRead(&in_);
+  for (const auto& [id, why] : rejected) Reject(id, why);
+  for (unsigned loop = 0; loop < batches.size(); ++loop) {
+    if (batches[loop].empty()) continue;
+    net::post(runtime_.loop(loop),
+              [self = shared_from_this(), loop, batch = std::move(batches[loop])]() mutable {
+                self->HandleOnLoop(loop, batch);
+              });
+  }
+}
+
+void LinkSession::HandleOnLoop(unsigned loop, std::vector<v1::Envelope>& batch) {
+  LoopState& state = loops_[loop];
+  const Options& options = runtime_.options();
+  for (v1::Envelope& envelope : batch) {
+    const uint64_t id = envelope.connection_id();
+    std::shared_ptr<Instance> instance;
+    if (envelope.has_open()) {
+      instance = std::make_shared<Instance>(
+          id, FromProto(std::move(*envelope.mutable_open()->mutable_scope())), shared_from_this(),
+          loop, runtime_.loop(loop), options.receive_window, send_window_, options.close_timeout,
+          runtime_.metrics());
+      state.instances.emplace(id, instance);
+      runtime_.metrics().instances_started.Inc();
+      if (ending()) instance->LinkLost();
+      instance->Start(runtime_.app());
+    } else {
+      const auto it = state.instances.find(id);
+      if (it == state.instances.end()) continue;
+      instance = it->second;
+    }
+    if (envelope.has_credit()) instance->Grant(envelope.credit());
+    for (v1::Event& event : *envelope.mutable_events()) instance->Deliver(std::move(event));
+  }
+}
+
+void LinkSession::Reject(uint64_t id, std::string_view why) {
+  runtime_.metrics().rejected.Inc();
+  v1::Envelope rejected;
+  rejected.set_connection_id(id);
+  rejected.mutable_close()->set_reason(v1::Close::REASON_REJECTED);
+  rejected.mutable_close()->set_detail(std::string(why));
+  if (writer_.Push(std::move(rejected))) StartWrite();
 }
 
 bool LinkSession::HandleHello(const v1::Frame& frame) {
@@ -87,8 +183,9 @@ bool LinkSession::HandleHello(const v1::Frame& frame) {
     runtime_.metrics().protocol_errors.Inc();
     SLUICE_LOG(kError, "worker") << "link refused: no Hello with protocol version "
                                  << kProtocolVersion;
-    EndStream(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                           "expected Hello with protocol_version 1"));
+    EndStream(
+        grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                     "expected Hello with protocol_version " + std::to_string(kProtocolVersion)));
     return false;
   }
   gateway_id_ = frame.hello().gateway_id();
@@ -105,101 +202,63 @@ bool LinkSession::HandleHello(const v1::Frame& frame) {
   w->set_capacity(options.capacity);
   *w->mutable_receive_window() = options.receive_window;
   w->set_heartbeat_interval_ms(static_cast<uint32_t>(options.heartbeat_interval.count()));
-  if (writer_.PushFrame(std::move(welcome))) StartWrite(writer_.frame());
+  if (writer_.PushFrame(std::move(welcome))) StartWrite();
   return true;
 }
 
-void LinkSession::HandleEnvelope(v1::Envelope& envelope) {
-  const uint64_t id = envelope.connection_id();
-  switch (envelope.body_case()) {
-    case v1::Envelope::kOpen:
-      Open(id, std::move(*envelope.mutable_open()->mutable_scope()));
-      break;
-    case v1::Envelope::kEvent:
-      // An instance that already ended may still get events that crossed its Close.
-      if (auto instance = Find(id)) instance->Deliver(std::move(*envelope.mutable_event()));
-      break;
-    case v1::Envelope::kCredit:
-      if (auto instance = Find(id)) instance->Grant(envelope.credit());
-      break;
-    default:
-      SLUICE_LOG(kWarning, "worker")
-          << "ignoring envelope kind " << envelope.body_case() << " from gateway " << gateway_id_;
+void LinkSession::Drain() {
+  // Gateways learn at once: a Frame goes out now if none is being written (the next one
+  // carries the draining flag otherwise).
+  if (writer_.Heartbeat(std::chrono::steady_clock::duration::zero())) StartWrite();
+  for (unsigned loop = 0; loop < loops_.size(); ++loop) {
+    net::post(runtime_.loop(loop), [self = shared_from_this(), loop] {
+      // Copied: a drained instance may end (and leave the table) at once.
+      std::vector<std::shared_ptr<Instance>> instances;
+      for (auto& [id, instance] : self->loops_[loop].instances) instances.push_back(instance);
+      for (auto& instance : instances) instance->Drain();
+    });
   }
-}
-
-void LinkSession::Open(uint64_t id, v1::Scope&& scope) {
-  if (!runtime_.TryAdmit()) {
-    runtime_.metrics().rejected.Inc();
-    v1::Envelope rejected;
-    rejected.set_connection_id(id);
-    rejected.mutable_close()->set_reason(v1::Close::REASON_REJECTED);
-    rejected.mutable_close()->set_detail("worker at capacity");
-    Enqueue(std::move(rejected));
-    return;
-  }
-  auto instance = std::make_shared<Instance>(id, FromProto(std::move(scope)), shared_from_this(),
-                                             boost::asio::make_strand(runtime_.io()),
-                                             runtime_.options().receive_window, send_window_,
-                                             runtime_.options().close_timeout, runtime_.metrics());
-  {
-    absl::MutexLock lock(&mu_);
-    if (ending_) {  // the link is going: the instance would never hear of it
-      runtime_.Release();
-      return;
-    }
-    if (!instances_.emplace(id, instance).second) {
-      SLUICE_LOG(kError, "worker") << "gateway " << gateway_id_ << " reused connection id " << id
-                                   << "; ignoring the second Open";
-      runtime_.Release();
-      return;
-    }
-  }
-  active_.fetch_add(1, std::memory_order_relaxed);
-  runtime_.metrics().instances_started.Inc();
-  instance->Start(runtime_.app());
-}
-
-std::shared_ptr<Instance> LinkSession::Find(uint64_t id) {
-  absl::MutexLock lock(&mu_);
-  const auto it = instances_.find(id);
-  return it == instances_.end() ? nullptr : it->second;
 }
 
 void LinkSession::EndStream(grpc::Status status) {
   // Close the writer first: from here on nothing can start a write, so the Finish that
   // MaybeFinish may issue (here or in a racing OnWriteDone) is the stream's last operation.
   writer_.Close();
-  std::unordered_map<uint64_t, std::shared_ptr<Instance>> orphans;
   {
     absl::MutexLock lock(&mu_);
     if (ending_) return;
     ending_ = true;
     status_ = std::move(status);
-    orphans = instances_;
   }
-  if (greeted_) {
-    SLUICE_LOG(kInfo, "worker") << "link down: gateway " << gateway_id_ << ", " << orphans.size()
+  if (greeted_.load()) {
+    SLUICE_LOG(kInfo, "worker") << "link down: gateway " << gateway_id_ << ", " << active_.load()
                                 << " connections dropped";
   }
-  for (auto& [id, instance] : orphans) instance->LinkLost();
+  for (unsigned loop = 0; loop < loops_.size(); ++loop) {
+    net::post(runtime_.loop(loop), [self = shared_from_this(), loop] {
+      std::vector<std::shared_ptr<Instance>> instances;
+      for (auto& [id, instance] : self->loops_[loop].instances) instances.push_back(instance);
+      for (auto& instance : instances) instance->LinkLost();
+    });
+  }
   MaybeFinish();
 }
 
 void LinkSession::Abandon() {
-  absl::MutexLock lock(&mu_);
-  instances_.clear();
+  for (LoopState& state : loops_) state.instances.clear();
 }
 
 void LinkSession::MaybeFinish() {
   grpc::Status status;
+  Wire* wire;
   {
     absl::MutexLock lock(&mu_);
-    if (!ending_ || finished_ || writer_.writing()) return;
+    if (!ending_ || finished_ || writer_.writing() || !wire_) return;
     finished_ = true;
     status = status_;
+    wire = wire_;
   }
-  Finish(status);
+  wire->Finish(status);
 }
 
 void LinkSession::OnWriteDone(bool ok) {
@@ -210,15 +269,30 @@ void LinkSession::OnWriteDone(bool ok) {
     return;
   }
   if (writer_.WriteDone()) {
-    StartWrite(writer_.frame());
+    StartWrite();
   } else {
     MaybeFinish();
   }
 }
 
-void LinkSession::OnDone() {
-  // gRPC is done with this reactor; instances may still hold it as a dead link.
-  std::shared_ptr<LinkSession> self = std::move(self_);
+// ---- LinkReactor ---------------------------------------------------------------------------
+
+LinkReactor::LinkReactor(Runtime& runtime, grpc::CallbackServerContext* context)
+    : session_(std::make_shared<LinkSession>(runtime, context->peer(), this)) {
+  runtime.AddLink(session_);
+  StartRead(&in_);
+}
+
+void LinkReactor::OnReadDone(bool ok) {
+  if (!ok) return session_->OnReadEnded();
+  session_->OnFrame(in_);
+  in_ = v1::Frame();  // Clear would keep the payloads' memory
+  if (!session_->ending()) StartRead(&in_);
+}
+
+void LinkReactor::OnDone() {
+  session_->Detach();
+  delete this;
 }
 
 }  // namespace sluice::worker

@@ -8,60 +8,92 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/link_writer.h"
 #include "common/metrics.h"
+#include "common/outbox.h"
 #include "sluice/v1/link.pb.h"
+#include "worker/instance.h"
 
 namespace sluice::worker {
 
-class Instance;
 class Runtime;
 
-/// The worker's end of one gateway's link: a gRPC server reactor that answers the handshake,
-/// starts an Instance per Open (or rejects it when the worker is full), routes events and
-/// credit to instances, and batches what they send. Reactions never block: instances are
-/// reached by posting to their strands. Lifetime: owns itself from Connect until OnDone;
-/// instances keep it alive (as a dead link) after that.
-class LinkSession final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
-                          public std::enable_shared_from_this<LinkSession> {
+/// The worker's end of one gateway's link, without gRPC: the handshake, admission of each
+/// Open (or REJECTED when full or draining), routing of envelopes to instances, and batched
+/// output. Each instance lives on one of the runtime's loops: a received Frame is split by
+/// loop and handed over with one post per loop; what instances send gathers in a per-loop
+/// Outbox and reaches the writer once per turn of that loop. The stream under it (gRPC, or a
+/// recorder in tests) is a Wire.
+/// Thread-safety: OnFrame/OnWriteDone/OnReadEnded from the stream's callbacks (one at a
+/// time); Tick/End/Drain/Abandon from any thread; Enqueue/InstanceEnded on the named loop.
+/// Lifetime: shared by its Wire and its instances.
+class LinkSession final : public InstanceHost, public std::enable_shared_from_this<LinkSession> {
  public:
-  static LinkSession* Start(Runtime& runtime, grpc::CallbackServerContext* context);
+  /// The stream a session writes to.
+  class Wire {
+   public:
+    virtual ~Wire() = default;
+    virtual void StartWrite(const v1::Frame* frame) = 0;
+    /// Ends the stream; called once, when no write is in flight.
+    virtual void Finish(const grpc::Status& status) = 0;
+  };
 
-  // Thread-safe.
-  void Enqueue(v1::Envelope&& envelope);
-  void InstanceEnded(uint64_t id, v1::Close::Reason reason, std::string detail);
-  /// From the runtime's timer: a heartbeat when idle; gives up on a silent gateway.
+  LinkSession(Runtime& runtime, std::string peer, Wire* wire);
+  ~LinkSession() override;
+
+  // From the stream.
+  /// Everything a received Frame does. A protocol violation ends the stream.
+  void OnFrame(v1::Frame& frame);
+  void OnWriteDone(bool ok);
+  /// The read side has ended (the gateway closed or the stream broke).
+  void OnReadEnded() { EndStream(grpc::Status::OK); }
+  /// The Wire is gone (gRPC is done with the stream).
+  void Detach();
+  bool ending() const;
+
+  // From any thread.
+  /// A heartbeat when idle; gives up on a silent gateway.
   void Tick();
   /// Ends the stream (the worker is stopping): instances are told their client is gone.
   void End(grpc::Status status) { EndStream(std::move(status)); }
-  /// After the runtime's threads have stopped: forgets the instances that never ended, so
-  /// they and this link (which point at each other) can be freed.
+  /// The worker is draining: says so at once (the next Frame is sent now), and drains every
+  /// instance (see Instance::Drain).
+  void Drain();
+  /// After the runtime's loops have stopped: forgets the instances that never ended, so
+  /// they and this session (which point at each other) can be freed.
   void Abandon();
+  uint32_t active() const { return active_.load(std::memory_order_relaxed); }
+
+  // InstanceHost, on the instance's loop.
+  void Enqueue(unsigned loop, v1::Envelope&& envelope) override;
+  void InstanceEnded(unsigned loop, uint64_t id, v1::Close::Reason reason,
+                     std::string detail) override;
 
  private:
-  LinkSession(Runtime& runtime, grpc::CallbackServerContext* context);
-
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone() override;
+  struct LoopState {
+    std::unordered_map<uint64_t, std::shared_ptr<Instance>> instances;
+    Outbox outbox;
+  };
 
   bool HandleHello(const v1::Frame& frame);
-  void HandleEnvelope(v1::Envelope& envelope);
-  void Open(uint64_t id, v1::Scope&& scope);
-  std::shared_ptr<Instance> Find(uint64_t id);
+  /// On loop `loop`: the envelopes of one Frame for instances there.
+  void HandleOnLoop(unsigned loop, std::vector<v1::Envelope>& batch);
+  void Reject(uint64_t id, std::string_view why);
+  void Flush(unsigned loop);
+  void StartWrite();
   /// Stops reading and ends the stream with `status` once no write is in flight.
   void EndStream(grpc::Status status);
   void MaybeFinish();
 
   Runtime& runtime_;
-  grpc::CallbackServerContext* const context_;
-  const std::string peer_;  // for log lines, readable from any thread
+  const std::string peer_;  // for log lines
   LinkWriter writer_;
-  v1::Frame in_;  // owned by the read in flight
-  std::shared_ptr<LinkSession> self_;
+  std::vector<LoopState> loops_;  // index: loop; each touched only on its loop's thread
+  unsigned next_loop_ = 0;        // round robin for Opens (stream callbacks only)
 
   // Set from the gateway's Hello before greeted_ (release); Tick reads them after it.
   std::atomic<bool> greeted_ = false;
@@ -73,11 +105,35 @@ class LinkSession final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
   std::atomic<uint32_t> active_ = 0;  // instances of this link, for capacity adverts
   GaugeShare link_gauge_;
 
-  absl::Mutex mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<Instance>> instances_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex mu_;
+  Wire* wire_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, unsigned> routes_ ABSL_GUARDED_BY(mu_);  // connection → loop
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+/// The gRPC server reactor under a LinkSession: reads Frames into it, writes what it asks.
+/// Lifetime: created per stream by the service, deletes itself in OnDone.
+class LinkReactor final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
+                          public LinkSession::Wire {
+ public:
+  LinkReactor(Runtime& runtime, grpc::CallbackServerContext* context);
+
+  void StartWrite(const v1::Frame* frame) override {
+    grpc::ServerBidiReactor<v1::Frame, v1::Frame>::StartWrite(frame);
+  }
+  void Finish(const grpc::Status& status) override {
+    grpc::ServerBidiReactor<v1::Frame, v1::Frame>::Finish(status);
+  }
+
+ private:
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override { session_->OnWriteDone(ok); }
+  void OnDone() override;
+
+  std::shared_ptr<LinkSession> session_;
+  v1::Frame in_;  // owned by the read in flight
 };
 
 }  // namespace sluice::worker

@@ -29,6 +29,11 @@ int RunWorker(Application& app, int argc, char** argv) {
                  "cancelled")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  double drain_timeout = std::chrono::duration<double>(options.drain_timeout).count();
+  cli.add_option("--drain-timeout", drain_timeout,
+                 "on SIGTERM, seconds requests in progress may take to finish (WebSockets "
+                 "close with 1012 at once)")
+      ->capture_default_str();
   std::string admin;
   cli.add_option("--admin", admin, "HOST:PORT serving /metrics and /healthz (off when empty)");
   cli.add_option("--window-events", window_events, "per-connection inbox, in events")
@@ -51,6 +56,7 @@ int RunWorker(Application& app, int argc, char** argv) {
     options.admin = *address;
   }
   options.close_timeout = std::chrono::milliseconds(static_cast<int64_t>(close_timeout * 1000));
+  options.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout * 1000));
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
 

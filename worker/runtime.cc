@@ -4,6 +4,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 
+#include "common/credit.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "common/protocol.h"
@@ -13,10 +14,21 @@
 namespace sluice::worker {
 
 Options::Options() {
-  receive_window.set_events(16);
-  receive_window.set_bytes(1 << 20);
+  receive_window = DefaultWindow();
   worker_id = DefaultProcessId();
 }
+
+namespace {
+
+std::vector<std::unique_ptr<boost::asio::io_context>> MakeLoops(unsigned threads) {
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<boost::asio::io_context>> loops;
+  for (unsigned i = 0; i < threads; ++i)
+    loops.push_back(std::make_unique<boost::asio::io_context>(1));
+  return loops;
+}
+
+}  // namespace
 
 class Runtime::Service final : public v1::Link::CallbackService {
  public:
@@ -24,7 +36,7 @@ class Runtime::Service final : public v1::Link::CallbackService {
 
   grpc::ServerBidiReactor<v1::Frame, v1::Frame>* Connect(
       grpc::CallbackServerContext* context) override {
-    return LinkSession::Start(runtime_, context);
+    return new LinkReactor(runtime_, context);
   }
 
  private:
@@ -32,7 +44,10 @@ class Runtime::Service final : public v1::Link::CallbackService {
 };
 
 Runtime::Runtime(Application& app, Options options)
-    : app_(app), options_(std::move(options)), tick_(io_) {}
+    : app_(app),
+      options_(std::move(options)),
+      loops_(MakeLoops(options_.threads)),
+      tick_(*loops_.front()) {}
 
 Runtime::~Runtime() { Stop(); }
 
@@ -65,19 +80,35 @@ absl::Status Runtime::Start() {
     admin_.Route("/healthz", [] { return AdminServer::Response{200, "text/plain", "ok\n"}; });
     if (absl::Status status = admin_.Start(*options_.admin); !status.ok()) return status;
   }
-  unsigned threads = options_.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   ScheduleTick();
-  for (unsigned i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
-      auto work = boost::asio::make_work_guard(io_);
-      io_.run();
+  for (auto& loop : loops_) {
+    threads_.emplace_back([&io = *loop] {
+      auto work = boost::asio::make_work_guard(io);
+      io.run();
     });
   }
   return absl::OkStatus();
 }
 
+void Runtime::Drain() {
+  if (draining_.exchange(true) || threads_.empty()) return;
+  SLUICE_LOG(kInfo, "worker") << "draining: " << active() << " connections, at most "
+                              << options_.drain_timeout.count() << " ms";
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
+  for (auto& link : LiveLinks()) link->Drain();
+  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+  while (active() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (active() > 0) {
+    SLUICE_LOG(kWarning, "worker") << active() << " connections still running after the drain";
+  }
+}
+
 void Runtime::Stop() {
+  Drain();
   admin_.Stop();
   // End every link ourselves: gateways see it at once (and send new connections elsewhere),
   // and gRPC's shutdown need not wait out its grace.
@@ -92,7 +123,7 @@ void Runtime::Stop() {
   while (active() > 0 && !threads_.empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  io_.stop();
+  for (auto& loop : loops_) loop->stop();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
   // Instances that never returned hold their link and it holds them: let go of both.

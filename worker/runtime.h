@@ -31,9 +31,11 @@ struct Options {
   std::string worker_id;  // default: hostname-pid
   /// Most instances at once over all links; past it Opens are rejected (the gateway 503s).
   uint32_t capacity = 10000;
-  /// Threads running consumers (the gRPC library keeps its own few for the link).
+  /// Event loops running consumers, one thread each (the gRPC library keeps its own few
+  /// threads for the link).
   unsigned threads = 0;  // 0: one per core
   /// Initial per-connection credit granted to gateways: the bound of each instance's inbox.
+  /// Default: kDefaultWindow (common/protocol.h).
   v1::Window receive_window;
   std::chrono::milliseconds heartbeat_interval{1000};
   /// A consumer that has not returned this long after its disconnect is cancelled (Daphne's
@@ -41,13 +43,17 @@ struct Options {
   std::chrono::milliseconds close_timeout{10000};
   /// Where /metrics and /healthz are served; none when unset.
   std::optional<HostPort> admin;
+  /// On SIGTERM: how long requests in progress may take to finish (WebSockets are closed
+  /// with 1012 at once) before the links end.
+  std::chrono::milliseconds drain_timeout{10000};
 
   Options();
 };
 
-/// The worker process's engine: the gRPC server for links (plus grpc.health.v1), the thread
-/// pool consumers run on, and the capacity count shared by all links.
-/// Thread-safety: Start/Stop from one thread; the rest is safe from any thread.
+/// The worker process's engine: the gRPC server for links (plus grpc.health.v1), the event
+/// loops consumers run on (one thread each; an instance stays on one loop), and the capacity
+/// count shared by all links.
+/// Thread-safety: Start/Drain/Stop from one thread; the rest is safe from any thread.
 /// Lifetime: `app` must outlive it.
 class Runtime final {
  public:
@@ -56,7 +62,10 @@ class Runtime final {
 
   /// Binds and serves. Afterwards port() is the bound port.
   absl::Status Start();
-  /// Stops accepting links, ends the open ones (grace: 2 s), and joins the threads.
+  /// Admits nothing new (gateways are told at once, and health says NOT_SERVING), closes
+  /// WebSockets with 1012, and waits up to --drain-timeout for the instances to end.
+  void Drain();
+  /// Drains (unless done), ends the links, stops the server and joins the loops.
   void Stop();
   int port() const { return port_; }
   uint16_t admin_port() const { return admin_.port(); }
@@ -65,9 +74,11 @@ class Runtime final {
   bool TryAdmit();
   void Release();
   uint32_t active() const { return active_.load(std::memory_order_relaxed); }
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
   Application& app() { return app_; }
   const Options& options() const { return options_; }
-  boost::asio::io_context& io() { return io_; }
+  unsigned loops() const { return static_cast<unsigned>(loops_.size()); }
+  boost::asio::io_context& loop(unsigned i) { return *loops_[i]; }
   Metrics& metrics() { return metrics_; }
   void AddLink(const std::shared_ptr<LinkSession>& link);
 
@@ -81,13 +92,14 @@ class Runtime final {
   MetricsRegistry registry_;
   Metrics metrics_{registry_};
   AdminServer admin_;
-  boost::asio::io_context io_;
-  boost::asio::steady_timer tick_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
+  boost::asio::steady_timer tick_;  // on loop 0
   std::vector<std::thread> threads_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<uint32_t> active_ = 0;
+  std::atomic<bool> draining_ = false;
   absl::Mutex links_mu_;
   std::vector<std::weak_ptr<LinkSession>> links_ ABSL_GUARDED_BY(links_mu_);
 };

@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 v1::Envelope MakeEnvelope(uint64_t id, size_t body_bytes = 8) {
   v1::Envelope envelope;
   envelope.set_connection_id(id);
-  envelope.mutable_event()->mutable_websocket_send()->set_data(std::string(body_bytes, 'd'));
+  envelope.add_events()->mutable_websocket_send()->set_data(std::string(body_bytes, 'd'));
   return envelope;
 }
 
@@ -45,7 +45,7 @@ TEST(LinkWriterTest, FirstPushStartsAWrite) {
   ASSERT_TRUE(writer.Push(MakeEnvelope(1)));
   EXPECT_TRUE(writer.writing());
   EXPECT_EQ(Ids(*writer.frame()), (std::vector<uint64_t>{1}));
-  EXPECT_EQ(writer.frame()->envelopes(0).event().websocket_send().data(), "dddddddd");
+  EXPECT_EQ(writer.frame()->envelopes(0).events(0).websocket_send().data(), "dddddddd");
   EXPECT_EQ(writer.queued_bytes(), 0u);
 }
 
@@ -77,7 +77,7 @@ TEST(LinkWriterTest, PushAfterWriteDoneStartsAgain) {
 }
 
 TEST(LinkWriterTest, LargeBacklogIsSplitIntoFramesInOrder) {
-  const size_t one = MakeEnvelope(1).ByteSizeLong() + 6;
+  const size_t one = EstimateBytes(MakeEnvelope(1));
   LinkWriter writer(nullptr, 2 * one);
   ASSERT_TRUE(writer.Push(MakeEnvelope(1)));
   for (uint64_t id = 2; id <= 6; ++id) EXPECT_FALSE(writer.Push(MakeEnvelope(id)));
@@ -88,6 +88,24 @@ TEST(LinkWriterTest, LargeBacklogIsSplitIntoFramesInOrder) {
   ASSERT_TRUE(writer.WriteDone());
   EXPECT_EQ(Ids(*writer.frame()), (std::vector<uint64_t>{6}));
   EXPECT_FALSE(writer.WriteDone());
+}
+
+TEST(LinkWriterTest, BatchesFromSeveralOutboxesMergeIntoOneFrame) {
+  LinkWriter writer;
+  ASSERT_TRUE(writer.Push(MakeEnvelope(1)));
+  for (uint64_t base : {10, 20}) {  // two shards' batches, queued while the write is in flight
+    Outbox outbox;
+    outbox.Add(MakeEnvelope(base));
+    outbox.Add(MakeEnvelope(base + 1));
+    size_t bytes = 0;
+    auto frames = outbox.Take(&bytes);
+    EXPECT_GT(bytes, 0u);
+    EXPECT_FALSE(writer.Push(std::move(frames), bytes));
+  }
+  EXPECT_GT(writer.queued_bytes(), 0u);
+  ASSERT_TRUE(writer.WriteDone());
+  EXPECT_EQ(Ids(*writer.frame()), (std::vector<uint64_t>{10, 11, 20, 21}));
+  EXPECT_EQ(writer.queued_bytes(), 0u);
 }
 
 TEST(LinkWriterTest, ControlFrameWhenIdleIsWrittenAtOnce) {

@@ -127,5 +127,45 @@ TEST(IsValidUtf8Test, TruncatedSequences) {
                   "a"));
 }
 
+// Fed in pieces, a character split across them is fine; a bad byte fails at once and the
+// failure sticks.
+TEST(Utf8ValidatorTest, AcceptsCharactersSplitAcrossPieces) {
+  const std::string text = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z";
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    Utf8Validator validator;
+    EXPECT_TRUE(validator.Feed(std::string_view(text).substr(0, cut))) << cut;
+    EXPECT_TRUE(validator.Feed(std::string_view(text).substr(cut))) << cut;
+    EXPECT_TRUE(validator.complete()) << cut;
+  }
+}
+
+TEST(Utf8ValidatorTest, IncompleteAtTheEndIsNotComplete) {
+  Utf8Validator validator;
+  EXPECT_TRUE(validator.Feed("ok \xE2\x82"));
+  EXPECT_FALSE(validator.complete());
+  EXPECT_TRUE(validator.Feed("\xAC"));
+  EXPECT_TRUE(validator.complete());
+}
+
+TEST(Utf8ValidatorTest, FailsAtTheFirstBadByteAndStaysFailed) {
+  Utf8Validator validator;
+  EXPECT_TRUE(validator.Feed("fine"));
+  EXPECT_FALSE(validator.Feed("\xED\xA0"));  // a surrogate, known bad after two bytes
+  EXPECT_FALSE(validator.Feed("more"));
+  EXPECT_FALSE(validator.complete());
+  validator.Reset();
+  EXPECT_TRUE(validator.Feed("again"));
+  EXPECT_TRUE(validator.complete());
+}
+
+TEST(Utf8ValidatorTest, LongAsciiRunsThenAMultiByteCharacter) {
+  std::string text(1000, 'x');
+  text += "\xC3\xA9";
+  text += std::string(13, 'y');
+  EXPECT_TRUE(IsValidUtf8(text));
+  text[500] = '\x80';
+  EXPECT_FALSE(IsValidUtf8(text));
+}
+
 }  // namespace
 }  // namespace sluice

@@ -23,6 +23,26 @@ import websockets
 
 HOST = "127.0.0.1"
 
+KiB = 1024
+MiB = 1024 * 1024
+
+# docs/backpressure.md: each end's default window per connection and direction is 16 events /
+# 1 MiB (--window-events / --window-bytes); a receiver holds at most one window + one event.
+DEFAULT_WINDOW_BYTES = 1 * MiB
+# RSS is not a byte count of queued data: glibc keeps freed memory in per-thread arenas (the
+# gateway's shards, the worker's loops, gRPC's threads), gRPC keeps a serialized copy of the
+# Frame it is writing or reading, and pages touched once stay resident. 8 MiB covers that at
+# the sizes these tests use (measured growth is 0.2-3 MiB), while the unbounded queues these
+# tests guard against would grow by the whole stream.
+ALLOCATOR_MARGIN = 8 * MiB
+
+
+def window_rss_bound(connections, message_bytes, window_bytes=DEFAULT_WINDOW_BYTES):
+    """The most a process may grow while it carries `connections` busy connections in both
+    directions: per direction one window + one message in its queues, and as much again in
+    gRPC's serialized copy of the link's Frames; plus the allocator margin."""
+    return connections * 2 * 2 * (window_bytes + message_bytes) + ALLOCATOR_MARGIN
+
 
 @dataclass
 class Response:
@@ -386,6 +406,33 @@ def read_http_response(sock, timeout=5.0):
     return Response(int(status), reason[0] if reason else "", headers, rest[:length])
 
 
+def decode_chunked(data: bytes):
+    """Decode a chunked HTTP body, possibly cut short. Returns (payload, complete): the bytes
+    of every chunk received (a last, partial chunk included) and whether the terminating
+    zero-size chunk was seen. A malformed chunk framing fails."""
+    parts = []
+    pos = 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return b"".join(parts), False
+        size_text = data[pos:eol].split(b";", 1)[0].strip()
+        if not re.fullmatch(rb"[0-9a-fA-F]+", size_text):
+            raise AssertionError(f"bad chunk size line at offset {pos}: {data[pos:pos + 40]!r}")
+        size = int(size_text, 16)
+        if size == 0:
+            return b"".join(parts), data[eol + 2:eol + 4] == b"\r\n"
+        start, end = eol + 2, eol + 2 + size
+        if end + 2 > len(data):
+            parts.append(data[start:end])
+            return b"".join(parts), False
+        if data[end:end + 2] != b"\r\n":
+            raise AssertionError(f"chunk at offset {pos} not followed by CRLF: "
+                                 f"{data[end:end + 20]!r}")
+        parts.append(data[start:end])
+        pos = end + 2
+
+
 # --- raw WebSocket (for what a conforming client library will not do) -------------------------
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -418,6 +465,32 @@ def _mask_fast(payload, key):
 def close_code(payload: bytes):
     """The status code of a close frame's payload (None when it carries none)."""
     return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+
+def parse_frames(buffer: bytes):
+    """Every complete (unmasked) server frame at the start of `buffer`, in one pass.
+    Returns ([(fin, opcode, payload), ...], bytes used). Linear in the buffer, for streams of
+    many small frames (RawWebSocket.recv_frame copies the rest of the buffer per frame)."""
+    frames = []
+    pos = 0
+    size = len(buffer)
+    while pos + 2 <= size:
+        b0, b1 = buffer[pos], buffer[pos + 1]
+        assert not b1 & 0x80, "the server sent a masked frame"
+        n, head = b1 & 0x7F, 2
+        if n == 126:
+            if pos + 4 > size:
+                break
+            n, head = struct.unpack_from("!H", buffer, pos + 2)[0], 4
+        elif n == 127:
+            if pos + 10 > size:
+                break
+            n, head = struct.unpack_from("!Q", buffer, pos + 2)[0], 10
+        if pos + head + n > size:
+            break
+        frames.append((bool(b0 & 0x80), b0 & 0x0F, buffer[pos + head:pos + head + n]))
+        pos += head + n
+    return frames, pos
 
 
 class RawWebSocket:
@@ -498,6 +571,17 @@ class RawWebSocket:
         payload = self.buffer[pos:pos + n]
         self.buffer = self.buffer[pos + n:]
         return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def recv_frames(self, timeout=5.0):
+        """Every complete server frame buffered now, reading (bounded) until there is at
+        least one: [(fin, opcode, payload), ...]. EOFError / TimeoutError as recv_frame."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frames, used = parse_frames(self.buffer)
+            if frames:
+                self.buffer = self.buffer[used:]
+                return frames
+            self._fill(deadline)
 
     def send_frame(self, opcode, payload: bytes, fin=True):
         self.sock.settimeout(5)

@@ -36,24 +36,24 @@ struct BodyResult {
   error_code error;
 };
 
-// Drives the body as HttpSession does: body bytes go into a `buffer_size` buffer; a put()
-// into a full buffer ends with need_buffer, and the buffer is then emptied ("sent") and
-// handed back. At most `step` more bytes of `data` become readable at a time.
+// Drives the body as HttpSession does: body bytes are appended to a piece of at most
+// `buffer_size` bytes; a put() into a full piece ends with need_buffer, and the piece is then
+// "sent" and a new one started. At most `step` more bytes of `data` become readable at a time.
 BodyResult ParseBody(RequestParser& parser, std::string_view data, size_t buffer_size,
                      size_t step = std::string::npos) {
   BodyResult result;
-  std::vector<char> buffer(buffer_size);
+  std::string piece;
   const auto flush = [&] {
-    const size_t n = buffer.size() - parser.body_left();
-    if (n > 0) {
-      result.body.append(buffer.data(), n);
-      result.pieces.push_back(n);
+    if (!piece.empty()) {
+      result.body += piece;
+      result.pieces.push_back(piece.size());
     }
-    parser.set_body_buffer(buffer.data(), buffer.size());
+    piece.clear();
+    parser.set_body_sink(&piece, buffer_size);
   };
   size_t used = 0;
   size_t available = std::min(step, data.size());
-  parser.set_body_buffer(buffer.data(), buffer.size());
+  parser.set_body_sink(&piece, buffer_size);
   bool read_more = false;
   for (int i = 0; i < 100000 && !parser.is_done(); ++i) {
     if (read_more || used == available) {
@@ -232,34 +232,32 @@ TEST(RequestParserTest, FullBufferEndsThePutWithNeedBuffer) {
   const size_t used = ParseHeader(parser, request);
   ASSERT_EQ(used, head.size());
 
-  char buffer[8];
-  parser.set_body_buffer(buffer, sizeof buffer);
+  std::string piece;
+  parser.set_body_sink(&piece, 8);
   error_code ec;
   size_t n = parser.put(boost::asio::buffer(body), ec);
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_EQ(n, 8u);
-  EXPECT_EQ(parser.body_left(), 0u);
-  EXPECT_EQ(std::string(buffer, 8), "abcdefgh");
+  EXPECT_EQ(piece, "abcdefgh");
 
-  // The buffer is full: nothing more is taken.
+  // The piece is full: nothing more is taken.
   n = parser.put(boost::asio::buffer(body.data() + 8, body.size() - 8), ec);
   EXPECT_EQ(ec, http::error::need_buffer);
   EXPECT_EQ(n, 0u);
 
-  // An eager parser fills the buffer and stops on need_buffer within one put.
+  // An eager parser fills the piece and stops on need_buffer within one put.
   parser.eager(true);
-  parser.set_body_buffer(buffer, sizeof buffer);
+  piece.clear();
   n = parser.put(boost::asio::buffer(body.data() + 8, body.size() - 8), ec);
   EXPECT_EQ(ec, http::error::need_buffer);
   EXPECT_EQ(n, 8u);
-  EXPECT_EQ(std::string(buffer, 8), "ijklmnop");
+  EXPECT_EQ(piece, "ijklmnop");
 
-  parser.set_body_buffer(buffer, sizeof buffer);
+  piece.clear();
   n = parser.put(boost::asio::buffer(body.data() + 16, body.size() - 16), ec);
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_EQ(n, 4u);
-  EXPECT_EQ(parser.body_left(), 4u);
-  EXPECT_EQ(std::string(buffer, 4), "qrst");
+  EXPECT_EQ(piece, "qrst");
   EXPECT_TRUE(parser.is_done());
 }
 

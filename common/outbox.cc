@@ -1,0 +1,105 @@
+#include "common/outbox.h"
+
+#include <utility>
+
+namespace sluice {
+namespace {
+
+// Tags, lengths and small fields of one part of an envelope, generously.
+constexpr size_t kPartOverhead = 16;
+
+size_t EstimateBytes(const v1::Event& event) {
+  switch (event.kind_case()) {
+    case v1::Event::kHttpRequest:
+      return kPartOverhead + event.http_request().body().size();
+    case v1::Event::kHttpResponseBody:
+      return kPartOverhead + event.http_response_body().body().size();
+    case v1::Event::kWebsocketReceive:
+      return kPartOverhead + event.websocket_receive().data().size();
+    case v1::Event::kWebsocketSend:
+      return kPartOverhead + event.websocket_send().data().size();
+    case v1::Event::kHttpResponseStart: {
+      size_t n = kPartOverhead;
+      for (const auto& h : event.http_response_start().headers()) {
+        n += h.name().size() + h.value().size() + 8;
+      }
+      return n;
+    }
+    default:
+      return kPartOverhead + 32;
+  }
+}
+
+size_t EstimateBytes(const v1::Scope& scope) {
+  size_t n = kPartOverhead * 4 + scope.path().size() + scope.raw_path().size() +
+             scope.query_string().size() + scope.root_path().size();
+  for (const auto& h : scope.headers()) n += h.name().size() + h.value().size() + 8;
+  for (const auto& p : scope.subprotocols()) n += p.size() + 4;
+  return n;
+}
+
+}  // namespace
+
+size_t EstimateBytes(const v1::Envelope& envelope) {
+  size_t n = kPartOverhead;
+  if (envelope.has_open()) n += EstimateBytes(envelope.open().scope());
+  for (const v1::Event& event : envelope.events()) n += EstimateBytes(event);
+  if (envelope.has_credit()) n += kPartOverhead;
+  if (envelope.has_close()) n += kPartOverhead + envelope.close().detail().size();
+  return n;
+}
+
+bool Outbox::Add(v1::Envelope&& envelope) {
+  const bool was_empty = frames_.empty();
+  const size_t bytes = EstimateBytes(envelope);
+  total_bytes_ += bytes;
+  if (!was_empty) {
+    v1::Frame& frame = frames_.back();
+    v1::Envelope& last = *frame.mutable_envelopes(frame.envelopes_size() - 1);
+    // The same connection again: one envelope says it all (open, credit, events, close in
+    // that order still holds, since a later envelope never carries an open).
+    if (last.connection_id() == envelope.connection_id() && !last.has_close() &&
+        !envelope.has_open() && last_bytes_ + bytes <= max_frame_bytes_) {
+      if (envelope.has_credit()) {
+        v1::Window* credit = last.mutable_credit();
+        credit->set_events(credit->events() + envelope.credit().events());
+        credit->set_bytes(credit->bytes() + envelope.credit().bytes());
+      }
+      auto* events = envelope.mutable_events();
+      for (v1::Event& event : *events) last.add_events()->Swap(&event);
+      if (envelope.has_close()) last.mutable_close()->Swap(envelope.mutable_close());
+      last_bytes_ += bytes;
+      return false;
+    }
+  }
+  if (was_empty || last_bytes_ + bytes > max_frame_bytes_) {
+    frames_.emplace_back();
+    last_bytes_ = 0;
+  }
+  frames_.back().mutable_envelopes()->Add(std::move(envelope));
+  last_bytes_ += bytes;
+  return was_empty;
+}
+
+std::vector<v1::Frame> Outbox::Take(size_t* bytes) {
+  *bytes = std::exchange(total_bytes_, 0);
+  last_bytes_ = 0;
+  return std::exchange(frames_, {});
+}
+
+void MoveEnvelopes(v1::Frame& from, v1::Frame& to) {
+  auto* source = from.mutable_envelopes();
+  auto* target = to.mutable_envelopes();
+  const int n = source->size();
+  if (n == 0) return;
+  if (target->empty()) {
+    target->Swap(source);
+    return;
+  }
+  target->Reserve(target->size() + n);
+  std::vector<v1::Envelope*> moved(static_cast<size_t>(n));
+  source->ExtractSubrange(0, n, moved.data());
+  for (v1::Envelope* envelope : moved) target->AddAllocated(envelope);
+}
+
+}  // namespace sluice

@@ -1,0 +1,288 @@
+#include "gateway/client_session.h"
+
+#include <boost/asio/error.hpp>
+
+#include "common/log.h"
+#include "gateway/metrics.h"
+#include "gateway/shard.h"
+
+namespace sluice::gateway {
+namespace net = boost::asio;
+
+ClientSession::ClientSession(Shard& shard, const Context& context,
+                             std::unique_ptr<Transport> transport, GaugeShare connection,
+                             std::string pending)
+    : shard_(shard),
+      context_(context),
+      transport_(std::move(transport)),
+      connection_(std::move(connection)),
+      queued_bytes_(context.metrics.queued_bytes),
+      pending_(std::move(pending)),
+      out_(context.options.receive_window.events() + kControlChunks) {
+  shard_.Attach(this);
+}
+
+ClientSession::~ClientSession() { shard_.Detach(this); }
+
+int64_t ClientSession::Deadline(std::chrono::steady_clock::duration timeout) const {
+  return shard_.now() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+}
+
+void ClientSession::OnTick(int64_t now) {
+  if (conn_ == Conn::kClosed) return;
+  if (read_deadline_ != 0 && now >= read_deadline_) {
+    read_deadline_ = 0;
+    if (conn_ == Conn::kLingering) {
+      context_.metrics.limit_linger.Inc();
+      return CloseNow();
+    }
+    OnReadDeadline();
+  }
+  if (conn_ == Conn::kClosed) return;
+  if (write_deadline_ != 0 && now >= write_deadline_) {
+    write_deadline_ = 0;
+    OnSlowClient();
+  }
+}
+
+// ---- Reading -----------------------------------------------------------------------------
+
+void ClientSession::SetReadDeadline(std::chrono::steady_clock::duration timeout) {
+  read_deadline_ = Deadline(timeout);
+}
+
+void ClientSession::Resume() {
+  if (conn_ == Conn::kOpen && !pending_.empty() && !feeding_ && WantsRead()) Feed({});
+  WaitReadable();
+}
+
+void ClientSession::WaitReadable() {
+  if (reading_ || conn_ == Conn::kClosed) return;
+  if (conn_ == Conn::kOpen && (feeding_ || !WantsRead())) return;
+  reading_ = true;
+  transport_->WaitReadable([self = self()](boost::system::error_code ec) { self->OnReadable(ec); });
+}
+
+void ClientSession::OnReadable(boost::system::error_code ec) {
+  reading_ = false;
+  if (conn_ == Conn::kClosed) return;
+  const std::span<char> scratch = shard_.scratch();
+  // A few reads per readiness at most, so one busy client cannot starve the shard.
+  for (int round = 0; round < 4 && !ec; ++round) {
+    if (conn_ == Conn::kOpen && !WantsRead()) return;  // what waits stays in the kernel
+    const size_t n = transport_->ReadSome(net::buffer(scratch.data(), scratch.size()), ec);
+    if (ec == net::error::would_block) {
+      ec = {};
+      break;
+    }
+    if (ec) break;
+    if (conn_ == Conn::kLingering) {
+      linger_left_ -= std::min<uint64_t>(linger_left_, n);
+      if (linger_left_ == 0) {
+        context_.metrics.limit_linger.Inc();
+        return CloseNow();
+      }
+    } else {
+      Feed({scratch.data(), n});
+      if (conn_ == Conn::kClosed) return;
+    }
+    if (n < scratch.size()) break;
+  }
+  if (ec) {
+    if (conn_ == Conn::kLingering) return CloseNow();  // the client closed: done
+    return OnReadEnd(ec);
+  }
+  WaitReadable();
+}
+
+void ClientSession::Feed(std::string_view data) {
+  feeding_ = true;
+  if (pending_.empty()) {
+    const size_t used = OnBytes(data);
+    if (used < data.size() && conn_ == Conn::kOpen) pending_.assign(data.substr(used));
+  } else {
+    pending_.append(data);
+    const size_t used = OnBytes(pending_);
+    pending_.erase(0, used);
+  }
+  if (pending_.empty() || conn_ != Conn::kOpen) std::string().swap(pending_);  // release
+  feeding_ = false;
+}
+
+// ---- Writing -----------------------------------------------------------------------------
+
+bool ClientSession::Queue(Chunk&& chunk) {
+  if (conn_ != Conn::kOpen || close_queued_) {
+    Granted(chunk);  // nobody will read it; the worker is not charged for it
+    return true;
+  }
+  const uint64_t bytes = chunk.credit_bytes;
+  if (!out_.push(std::move(chunk))) return false;
+  queued_bytes_.Add(static_cast<int64_t>(bytes));
+  if (progress_ && write_deadline_ == 0) {
+    write_deadline_ = Deadline(context_.options.slow_client_timeout);
+  }
+  StartWrite();
+  return true;
+}
+
+void ClientSession::DropQueued() {
+  while (!out_.empty()) {
+    Chunk chunk = out_.take();
+    queued_bytes_.Sub(static_cast<int64_t>(chunk.credit_bytes));
+  }
+}
+
+void ClientSession::StartWrite() {
+  if (!inflight_.empty() || out_.empty() || conn_ != Conn::kOpen) return;
+  const size_t n = std::min(out_.size(), kMaxBatch);
+  inflight_.reserve(n);
+  std::vector<net::const_buffer> buffers;
+  buffers.reserve(3 * n);
+  for (size_t i = 0; i < n; ++i) {
+    inflight_.push_back(out_.take());
+    const Chunk& chunk = inflight_.back();
+    if (!chunk.head.empty()) buffers.emplace_back(chunk.head.data(), chunk.head.size());
+    if (!chunk.body.empty()) buffers.emplace_back(chunk.body.data(), chunk.body.size());
+    if (!chunk.tail.empty()) buffers.emplace_back(chunk.tail.data(), chunk.tail.size());
+  }
+  transport_->Write(
+      buffers, [self = self()](boost::system::error_code ec, size_t) { self->OnWriteDone(ec); });
+}
+
+void ClientSession::OnWriteDone(boost::system::error_code ec) {
+  std::vector<Chunk> done = std::move(inflight_);
+  inflight_ = {};
+  for (const Chunk& chunk : done) queued_bytes_.Sub(static_cast<int64_t>(chunk.credit_bytes));
+  if (conn_ == Conn::kClosed) return;
+  if (ec) return OnReadEnd(ec);  // the client is gone: the same as a read that failed
+  if (out_.empty()) {
+    write_deadline_ = 0;
+    progress_ = false;
+  } else if (progress_) {
+    write_deadline_ = Deadline(context_.options.slow_client_timeout);  // progress: again
+  }
+  for (const Chunk& chunk : done) {
+    Granted(chunk);
+    OnWritten(chunk);
+    if (conn_ == Conn::kClosed) return;
+  }
+  done.clear();  // payloads freed before the next write starts
+  StartWrite();
+  MaybeShutdown();
+}
+
+void ClientSession::Granted(const Chunk& chunk) {
+  if (chunk.credit) CreditBack(chunk.credit_bytes);
+}
+
+void ClientSession::RequireProgress() {
+  progress_ = true;
+  write_deadline_ = idle_writer() ? 0 : Deadline(context_.options.slow_client_timeout);
+}
+
+void ClientSession::CloseGracefully() {
+  close_queued_ = true;
+  MaybeShutdown();
+}
+
+void ClientSession::MaybeShutdown() {
+  if (!close_queued_ || conn_ != Conn::kOpen || !idle_writer()) return;
+  conn_ = Conn::kLingering;
+  if (instance_open()) TellDisconnected(AbnormalDisconnect());
+  DropInstance();
+  if (!feeding_) std::string().swap(pending_);  // else Feed releases it
+  transport_->ShutdownSend();
+  linger_left_ = kLingerBytes;
+  write_deadline_ = 0;
+  read_deadline_ = Deadline(context_.options.linger_timeout);
+  WaitReadable();
+}
+
+void ClientSession::CloseNow() {
+  if (conn_ == Conn::kClosed) return;
+  conn_ = Conn::kClosed;
+  if (instance_open()) TellDisconnected(AbnormalDisconnect());
+  DropInstance();
+  read_deadline_ = write_deadline_ = 0;
+  DropQueued();
+  if (!feeding_) std::string().swap(pending_);  // else Feed releases it
+  transport_->Close();
+}
+
+ClientSession::Handover ClientSession::HandOver() {
+  conn_ = Conn::kClosed;
+  read_deadline_ = write_deadline_ = 0;
+  return {std::move(transport_), std::move(connection_)};
+}
+
+// ---- The instance ------------------------------------------------------------------------
+
+void ClientSession::CreditBack(uint64_t bytes) {
+  if (!instance_ || worker_done_) return;
+  if (instance_->Consumed(bytes) && !progress_) write_deadline_ = 0;
+}
+
+InstanceLink& ClientSession::BindInstance(std::shared_ptr<Link> link) {
+  const uint64_t id = shard_.Register(shared_from_this(), link->generation());
+  instance_.emplace(id, shard_.index(), std::move(link), context_.options.receive_window);
+  worker_done_ = false;
+  return *instance_;
+}
+
+bool ClientSession::OpenInstance(v1::Scope&& scope, v1::Event* first) {
+  return instance_->Open(std::move(scope), first);
+}
+
+void ClientSession::SendToWorker(v1::Event&& event) { instance_->Send(std::move(event)); }
+
+void ClientSession::TellDisconnected(v1::Event&& event) {
+  if (instance_ && !worker_done_) instance_->Send(std::move(event));
+  worker_done_ = true;
+  DropInstance();
+}
+
+void ClientSession::DropInstance() {
+  worker_done_ = true;
+  if (!instance_) return;
+  shard_.Unregister(instance_->id());
+  instance_.reset();
+  // Credit no longer paces what is queued; it must still move.
+  if (!idle_writer()) RequireProgress();
+}
+
+void ClientSession::OnEnvelope(v1::Envelope& envelope) {
+  if (conn_ == Conn::kClosed || !instance_ || worker_done_ ||
+      envelope.connection_id() != instance_->id()) {
+    return;
+  }
+  if (envelope.has_credit()) {
+    instance_->OnCredit(envelope.credit());
+    Resume();
+  }
+  for (v1::Event& event : *envelope.mutable_events()) {
+    if (!instance_open() || conn_ == Conn::kClosed) return;
+    if (!instance_->OnReceived(event)) return HandleWorkerError("the worker overran its credit");
+    if (instance_->worker_blocked() && write_deadline_ == 0) {
+      context_.metrics.credit_stalls_to_client.Inc();
+      write_deadline_ = Deadline(context_.options.slow_client_timeout);
+    }
+    HandleEvent(event);
+  }
+  if (envelope.has_close() && instance_open()) {
+    DropInstance();
+    HandleClose(envelope.close());
+  }
+}
+
+void ClientSession::OnLinkLost() {
+  // The registry has already let go of this id.
+  worker_done_ = true;
+  instance_.reset();
+  if (conn_ == Conn::kClosed) return;
+  context_.metrics.worker_lost.Inc();
+  if (!idle_writer()) RequireProgress();
+  HandleLinkLost();
+}
+
+}  // namespace sluice::gateway

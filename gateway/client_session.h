@@ -1,0 +1,194 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/bounded_fifo.h"
+#include "common/metrics.h"
+#include "gateway/context.h"
+#include "gateway/endpoint.h"
+#include "gateway/instance_link.h"
+#include "gateway/transport.h"
+
+namespace sluice::gateway {
+
+class Shard;
+
+/// What HTTP and WebSocket sessions share, written once:
+/// - the client transport and reading: readiness waits, bytes taken into the shard's
+///   scratch buffer and handed to the protocol (OnBytes); what it cannot take yet (a partial
+///   header, frames beyond credit, a pipelined request) waits in `pending_`;
+/// - the client-bound queue: a BoundedFifo of at most the granted window + kControlChunks
+///   chunks, written in batches of up to kMaxBatch with one write in flight; a batch is moved
+///   out of the FIFO before its write starts, so later pushes never move what is written;
+/// - deadlines, checked by the shard's sweep: a read deadline the protocol sets and a write
+///   deadline: armed while the worker is out of credit (the client reads too slowly: closed
+///   after --slow-client-timeout), or, once nothing more is accepted from the worker, for
+///   progress of what is still queued;
+/// - graceful close: once the queue is written, FIN, then what the client still sends is
+///   read and dropped (at most kLingerBytes, for --linger-timeout) so it receives our answer
+///   instead of a reset;
+/// - the binding to one application instance: credit both ways, telling the worker the
+///   client left, forgetting the instance, losing its link.
+/// Thread-safety: the shard thread only. Lifetime: held by its pending operations and, while
+/// an instance is open, by the shard's registry; on the shard's session list until destroyed.
+class ClientSession : public Endpoint {
+ public:
+  /// Largest number of chunks written by one write call.
+  static constexpr size_t kMaxBatch = 16;
+  /// Queue slots beyond the worker's window, for what the gateway writes by itself: an
+  /// interim 100 Continue, a canned reply, a pong (at most one is queued), a close frame.
+  static constexpr size_t kControlChunks = 4;
+  /// Most bytes read and dropped while lingering.
+  static constexpr uint64_t kLingerBytes = 64ull << 20;
+
+  ~ClientSession() override;
+
+  /// From the shard's sweep: acts on deadlines that have passed.
+  void OnTick(int64_t now);
+  /// The gateway is stopping: finish what is in progress, then close.
+  virtual void Drain() = 0;
+  /// The drain timed out: close now (the instance is told its client left).
+  void Cut() { CloseNow(); }
+
+  void OnEnvelope(v1::Envelope& envelope) final;
+  void OnLinkLost() final;
+
+  bool closed() const { return conn_ == Conn::kClosed; }
+
+ protected:
+  /// One piece of client-bound output: `head` (a response head, chunk header or frame
+  /// header), `body` (a worker's payload, moved, never copied) and a static `tail`.
+  struct Chunk {
+    std::string head;
+    std::string body;
+    std::string_view tail;
+    uint64_t credit_bytes = 0;  // the worker's event payload, credited back once written
+    bool credit = false;        // carries a worker event: one event of credit
+    bool last = false;          // ends what the session is writing (response, close frame)
+    uint8_t tag = 0;            // the session's own mark (a pong, say)
+  };
+
+  ClientSession(Shard& shard, const Context& context, std::unique_ptr<Transport> transport,
+                GaugeShare connection, std::string pending);
+
+  // ---- The protocol's side (HttpSession, WebSocketSession) ----
+  /// Takes bytes from the client; returns how many were used. The rest waits in pending_
+  /// and is offered again (with more) on the next call.
+  virtual size_t OnBytes(std::string_view data) = 0;
+  /// Whether the protocol wants bytes now (credit, phase).
+  virtual bool WantsRead() const = 0;
+  /// The client closed or the read failed (not called while lingering).
+  virtual void OnReadEnd(boost::system::error_code ec) = 0;
+  virtual void OnReadDeadline() = 0;
+  /// The write deadline passed: the client took nothing for --slow-client-timeout.
+  virtual void OnSlowClient() = 0;
+  /// A chunk was written whole.
+  virtual void OnWritten(const Chunk& chunk) = 0;
+  /// An event from the worker, within credit.
+  virtual void HandleEvent(v1::Event& event) = 0;
+  /// The instance ended (it has been forgotten already).
+  virtual void HandleClose(const v1::Close& close) = 0;
+  /// The worker's link broke (the instance has been forgotten already).
+  virtual void HandleLinkLost() = 0;
+  /// The worker broke the protocol (overran its credit, sent a wrong event): log, count,
+  /// answer 500 or close 1011.
+  virtual void HandleWorkerError(std::string_view why) = 0;
+
+  /// The event that tells the worker its client vanished (http.disconnect, or
+  /// websocket.disconnect 1006), sent when the connection is closed under a live instance.
+  virtual v1::Event AbnormalDisconnect() const = 0;
+
+  // ---- Reading ----
+  /// Reads if the protocol wants to and nothing is in progress; first offers pending_.
+  void Resume();
+  void SetReadDeadline(std::chrono::steady_clock::duration timeout);
+  void ClearReadDeadline() { read_deadline_ = 0; }
+  size_t pending_bytes() const { return pending_.size(); }
+
+  // ---- Writing ----
+  /// Queues a chunk and starts writing. False when the queue is full (the worker overran
+  /// its credit; the caller treats it as a protocol error).
+  bool Queue(Chunk&& chunk);
+  /// Drops queued chunks that are not being written yet.
+  void DropQueued();
+  bool idle_writer() const { return out_.empty() && inflight_.empty(); }
+  /// From now on the queue must make progress within --slow-client-timeout (nothing more
+  /// is accepted from the worker, so credit no longer paces it).
+  void RequireProgress();
+  /// Once everything queued is written: FIN, then drop what the client still sends for at
+  /// most --linger-timeout and kLingerBytes, then close.
+  void CloseGracefully();
+  /// Closes now: unwritten output is lost, the client may see a reset.
+  void CloseNow();
+
+  /// The connection moves to another session (an HTTP upgrade): this one is finished.
+  struct Handover {
+    std::unique_ptr<Transport> transport;
+    GaugeShare connection;
+  };
+  Handover HandOver();
+
+  // ---- The instance ----
+  /// Credit back for an event the worker sent that queues nothing (http.response.start).
+  void CreditBack(uint64_t bytes);
+  /// Registers a new connection id on `link`.
+  InstanceLink& BindInstance(std::shared_ptr<Link> link);
+  /// Sends the instance's Open, with its first event if given. False when the link is
+  /// ending (OnLinkLost follows).
+  bool OpenInstance(v1::Scope&& scope, v1::Event* first);
+  /// Sends an event; the instance must be open (and, for credit events, CanSend()).
+  void SendToWorker(v1::Event&& event);
+  bool can_send_to_worker() const { return instance_ && !worker_done_ && instance_->CanSend(); }
+  bool instance_open() const { return instance_.has_value() && !worker_done_; }
+  /// The client has gone (or will never be read again): tells the worker once, with
+  /// `event` (http.disconnect or websocket.disconnect), and forgets the instance.
+  void TellDisconnected(v1::Event&& event);
+  /// Forgets the instance: nothing more is sent to or accepted from it.
+  void DropInstance();
+
+  Transport& transport() { return *transport_; }
+  Shard& shard_;
+  const Context& context_;
+
+ private:
+  friend class Shard;
+  enum class Conn { kOpen, kLingering, kClosed };
+
+  std::shared_ptr<ClientSession> self() {
+    return std::static_pointer_cast<ClientSession>(shared_from_this());
+  }
+  void WaitReadable();
+  void OnReadable(boost::system::error_code ec);
+  void Feed(std::string_view data);
+  void StartWrite();
+  void OnWriteDone(boost::system::error_code ec);
+  void MaybeShutdown();
+  void Granted(const Chunk& chunk);
+  int64_t Deadline(std::chrono::steady_clock::duration timeout) const;
+
+  std::unique_ptr<Transport> transport_;
+  GaugeShare connection_;    // in sluice_gateway_connections
+  GaugeShare queued_bytes_;  // worker payload in out_
+  std::string pending_;      // bytes read, not yet taken by the protocol
+  BoundedFifo<Chunk> out_;
+  std::vector<Chunk> inflight_;  // the batch being written, moved out of out_
+  std::optional<InstanceLink> instance_;
+  int64_t read_deadline_ = 0;   // 0: none
+  int64_t write_deadline_ = 0;  // 0: none
+  uint64_t linger_left_ = 0;
+  ClientSession* prev_ = nullptr;  // the shard's session list
+  ClientSession* next_ = nullptr;
+  Conn conn_ = Conn::kOpen;
+  bool reading_ = false;       // a readiness wait is pending
+  bool worker_done_ = false;   // nothing more goes to the worker
+  bool progress_ = false;      // the write deadline measures progress, not a credit stall
+  bool close_queued_ = false;  // CloseGracefully was called
+  bool feeding_ = false;       // inside OnBytes
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,210 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/_experimental/test/stream.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/credit.h"
+#include "common/metrics.h"
+#include "gateway/context.h"
+#include "gateway/link.h"
+#include "gateway/metrics.h"
+#include "gateway/options.h"
+#include "gateway/shard.h"
+#include "gateway/transport.h"
+
+namespace sluice::gateway::testing {
+
+namespace net = boost::asio;
+using TestStream = boost::beast::test::stream;
+
+/// A Transport over beast::test::stream: sessions driven without sockets. Readiness is a
+/// one-byte read held back for the next ReadSome; ShutdownSend shows the peer end of stream
+/// while reads go on (a half-close).
+class TestTransport final : public Transport {
+ public:
+  TestTransport(TestStream stream, TestStream* peer) : stream_(std::move(stream)), peer_(peer) {}
+
+  net::any_io_executor executor() override { return stream_.get_executor(); }
+  void WaitReadable(WaitHandler done) override {
+    if (held_ || stream_.buffer().size() > 0) {
+      net::post(stream_.get_executor(), [done = std::move(done)]() mutable { done({}); });
+      return;
+    }
+    stream_.async_read_some(
+        net::buffer(&byte_, 1),
+        [this, done = std::move(done)](boost::system::error_code ec, size_t n) mutable {
+          held_ = n == 1;
+          done(ec);
+        });
+  }
+  size_t ReadSome(net::mutable_buffer buffer, boost::system::error_code& ec) override {
+    ec = {};
+    auto* out = static_cast<char*>(buffer.data());
+    size_t n = 0;
+    if (held_ && buffer.size() > 0) {
+      out[n++] = byte_;
+      held_ = false;
+    }
+    if (stream_.buffer().size() > 0 && buffer.size() > n) {
+      n += stream_.read_some(net::buffer(out + n, buffer.size() - n), ec);
+    } else if (n == 0) {
+      ec = net::error::would_block;
+    }
+    return n;
+  }
+  void Write(const std::vector<net::const_buffer>& buffers, WriteHandler done) override {
+    net::async_write(
+        stream_, buffers,
+        [done = std::move(done)](boost::system::error_code ec, size_t n) mutable { done(ec, n); });
+  }
+  void ShutdownSend() override {
+    shut_down = true;
+    peer_->close_remote();
+  }
+  void Close() override {
+    closed = true;
+    stream_.close();
+  }
+  net::ip::tcp::endpoint remote_endpoint(boost::system::error_code&) override {
+    return {net::ip::make_address("192.0.2.7"), 40000};
+  }
+  net::ip::tcp::endpoint local_endpoint(boost::system::error_code&) override {
+    return {net::ip::make_address("127.0.0.1"), 8000};
+  }
+
+  bool shut_down = false;
+  bool closed = false;
+
+ private:
+  TestStream stream_;
+  TestStream* peer_;
+  char byte_ = 0;
+  bool held_ = false;
+};
+
+/// A worker link that records what the gateway sends.
+class FakeLink final : public Link {
+ public:
+  explicit FakeLink(v1::Window worker_window) : worker_window_(std::move(worker_window)) {}
+  bool Send(uint16_t, v1::Envelope&& envelope) override {
+    if (ended) return false;
+    sent.push_back(std::move(envelope));
+    return true;
+  }
+  const v1::Window& worker_window() const override { return worker_window_; }
+  uint64_t generation() const override { return 77; }
+
+  std::vector<v1::Envelope> sent;
+  bool ended = false;
+
+ private:
+  v1::Window worker_window_;
+};
+
+class FakePicker final : public LinkPicker {
+ public:
+  std::shared_ptr<Link> Pick() override { return link; }
+  std::shared_ptr<FakeLink> link;
+};
+
+inline v1::Window Window(uint32_t events, uint64_t bytes) {
+  v1::Window window;
+  window.set_events(events);
+  window.set_bytes(bytes);
+  return window;
+}
+
+/// A shard, a gateway context, a fake worker link and a client stream: everything a session
+/// needs, on one io_context the test runs by hand.
+class SessionHarness {
+ public:
+  explicit SessionHarness(Options options = Options(), v1::Window worker_window = DefaultWindow())
+      : options_(std::move(options)),
+        metrics_(registry_),
+        context_{options_, picker_, metrics_},
+        client_(shard_.io()) {
+    picker_.link = std::make_shared<FakeLink>(std::move(worker_window));
+    shard_.Sweep(clock_);  // deadlines count from the harness's clock
+  }
+
+  /// The server end for a new session; the harness keeps the client end.
+  std::unique_ptr<TestTransport> Connect() {
+    TestStream server(shard_.io());
+    client_.connect(server);
+    auto transport = std::make_unique<TestTransport>(std::move(server), &client_);
+    transport_ = transport.get();
+    return transport;
+  }
+
+  void ClientSends(const std::string& bytes) {
+    net::write(client_, net::buffer(bytes));
+    Run();
+  }
+  /// Everything the session has written so far.
+  std::string ClientReads() {
+    Run();
+    std::string out = client_.buffer().size() > 0
+                          ? boost::beast::buffers_to_string(client_.buffer().data())
+                          : std::string();
+    client_.buffer().consume(client_.buffer().size());
+    return out;
+  }
+  /// The client closes its end (the session reads end of stream).
+  void ClientCloses() {
+    client_.close();
+    Run();
+  }
+
+  /// Hands envelopes from the "worker" to the shard, as a link does.
+  void WorkerSends(std::vector<v1::Envelope> batch) {
+    shard_.Deliver(std::move(batch));
+    Run();
+  }
+  void LinkLost() {
+    shard_.LinkLost(picker_.link->generation());
+    Run();
+  }
+  void Run() {
+    shard_.io().restart();
+    shard_.io().poll();
+  }
+  /// A sweep `seconds` after the session's deadlines were set.
+  void AdvanceAndSweep(double seconds) {
+    clock_ += static_cast<int64_t>(seconds * 1e9);
+    shard_.Sweep(clock_);
+    Run();
+  }
+  /// What the worker received and has not been looked at yet.
+  std::vector<v1::Envelope> TakeSent() {
+    auto out = std::move(picker_.link->sent);
+    picker_.link->sent.clear();
+    return out;
+  }
+
+  Shard& shard() { return shard_; }
+  const Context& context() { return context_; }
+  Metrics& metrics() { return metrics_; }
+  FakeLink& link() { return *picker_.link; }
+  FakePicker& picker() { return picker_; }
+  TestTransport& transport() { return *transport_; }
+  MetricsRegistry& registry() { return registry_; }
+
+ private:
+  Shard shard_{0};
+  Options options_;
+  MetricsRegistry registry_;
+  Metrics metrics_;
+  FakePicker picker_;
+  Context context_;
+  TestStream client_;
+  TestTransport* transport_ = nullptr;
+  int64_t clock_ = 1'000'000'000'000;
+};
+
+}  // namespace sluice::gateway::testing

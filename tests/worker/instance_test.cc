@@ -1,0 +1,327 @@
+#include "worker/instance.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/metrics.h"
+#include "sluice/http_consumer.h"
+#include "sluice/websocket_consumer.h"
+
+namespace sluice::worker {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+/// The link side of instances: records what they send.
+class FakeHost final : public InstanceHost {
+ public:
+  void Enqueue(unsigned, v1::Envelope&& envelope) override { sent.push_back(std::move(envelope)); }
+  void InstanceEnded(unsigned, uint64_t, v1::Close::Reason reason, std::string detail) override {
+    ended = true;
+    end_reason = reason;
+    end_detail = std::move(detail);
+  }
+  // The events the instance sent, in order.
+  std::vector<v1::Event> Events() const {
+    std::vector<v1::Event> out;
+    for (const auto& envelope : sent) {
+      for (const auto& event : envelope.events()) out.push_back(event);
+    }
+    return out;
+  }
+  uint32_t CreditEvents() const {
+    uint32_t n = 0;
+    for (const auto& envelope : sent) n += envelope.credit().events();
+    return n;
+  }
+
+  std::vector<v1::Envelope> sent;
+  bool ended = false;
+  v1::Close::Reason end_reason = v1::Close::REASON_UNSPECIFIED;
+  std::string end_detail;
+};
+
+/// An Application whose consumer runs `body`.
+class LambdaApp final : public Application {
+ public:
+  using Body = std::function<Task<void>(Connection&)>;
+  explicit LambdaApp(Body body) : body_(std::move(body)) {}
+  std::unique_ptr<Consumer> Create(Scope&) override { return std::make_unique<Runner>(body_); }
+
+ private:
+  // Hands the body the consumer's own Receive/Send as a Connection.
+  class Runner final : public Consumer, public Connection {
+   public:
+    explicit Runner(Body body) : body_(std::move(body)) {}
+    Task<void> Run() override { co_await body_(*this); }
+    Task<Event> Receive() override { return Consumer::Receive(); }
+    Task<void> Send(Event event) override { return Consumer::Send(std::move(event)); }
+
+   private:
+    Body body_;
+  };
+  Body body_;
+};
+
+v1::Window Window(uint32_t events, uint64_t bytes) {
+  v1::Window window;
+  window.set_events(events);
+  window.set_bytes(bytes);
+  return window;
+}
+
+v1::Event Receive(std::string data) {
+  v1::Event event;
+  event.mutable_websocket_receive()->set_data(std::move(data));
+  return event;
+}
+
+class InstanceTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<Instance> Make(Scope::Type type, v1::Window receive = Window(4, 1 << 20),
+                                 v1::Window send = Window(4, 1 << 20),
+                                 std::chrono::milliseconds close_timeout = 10s) {
+    Scope scope;
+    scope.type = type;
+    scope.path = "/test";
+    return std::make_shared<Instance>(1, std::move(scope), host_, 0, io_, receive, send,
+                                      close_timeout, metrics_);
+  }
+  void Poll() {
+    io_.restart();
+    io_.poll();
+  }
+  // Runs the loop until `done` or a bound passes (for the timer-driven cases).
+  void RunUntil(const std::function<bool()>& done, std::chrono::milliseconds bound = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_for(10ms);
+    }
+  }
+
+  net::io_context io_;
+  MetricsRegistry registry_;
+  Metrics metrics_{registry_};
+  std::shared_ptr<FakeHost> host_ = std::make_shared<FakeHost>();
+};
+
+// Consumer helpers that read as the SDK's consumers do.
+Task<Event> Next(Connection& c) { co_return co_await c.Receive(); }
+
+TEST_F(InstanceTest, EventsReachTheConsumerInOrderAndCreditComesBack) {
+  std::vector<std::string> got;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    for (;;) {
+      Event event = co_await c.Receive();
+      if (auto* message = std::get_if<WebSocketReceive>(&event)) {
+        got.push_back(message->data);
+      } else {
+        co_return;
+      }
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket, Window(4, 1 << 20));
+  instance->Start(app);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) instance->Deliver(Receive(std::to_string(round * 4 + i)));
+    Poll();
+  }
+  EXPECT_EQ(got.size(), 12u);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], std::to_string(i));
+  // Grants go back once half the window is consumed: all 12 events are given back.
+  EXPECT_EQ(host_->CreditEvents(), 12u);
+  v1::Event gone;
+  gone.mutable_websocket_disconnect()->set_code(1000);
+  instance->Deliver(std::move(gone));
+  Poll();
+  EXPECT_TRUE(host_->ended);
+  EXPECT_EQ(host_->end_reason, v1::Close::REASON_DONE);
+}
+
+// A gateway that sends beyond the window it was granted breaks the protocol: the instance
+// is disconnected and it is counted; the inbox never grows past its bound.
+TEST_F(InstanceTest, GatewayOverrunningTheWindowIsDisconnected) {
+  std::vector<Event> got;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    // Reads nothing until woken by the disconnect, then takes what is there.
+    for (;;) {
+      Event event = co_await c.Receive();
+      got.push_back(event);
+      if (std::holds_alternative<WebSocketDisconnect>(event)) co_return;
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket, Window(2, 1 << 20));
+  for (int i = 0; i < 3; ++i) instance->Deliver(Receive("x"));
+  instance->Start(app);
+  Poll();
+  EXPECT_EQ(metrics_.protocol_errors.value(), 1u);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(std::holds_alternative<WebSocketReceive>(got[0]));
+  EXPECT_TRUE(std::holds_alternative<WebSocketReceive>(got[1]));
+  ASSERT_TRUE(std::holds_alternative<WebSocketDisconnect>(got[2]));
+  EXPECT_EQ(std::get<WebSocketDisconnect>(got[2]).code, 1006);
+}
+
+// Two coroutines of one consumer wait for credit at the same time; both finish, each in
+// order, and neither wakes the other into a spin.
+TEST_F(InstanceTest, TwoCoroutinesSendingAtOnceShareTheCredit) {
+  LambdaApp app([](Connection& c) -> Task<void> {
+    Event accept = WebSocketAccept{};
+    co_await c.Send(std::move(accept));
+    auto sender = [&c](char name) -> Task<void> {
+      for (int i = 0; i < 10; ++i) {
+        WebSocketSend message;
+        message.data = std::string(1, name) + std::to_string(i);
+        co_await c.Send(std::move(message));
+      }
+    };
+    using namespace net::experimental::awaitable_operators;
+    co_await (sender('a') && sender('b'));
+  });
+  auto instance = Make(Scope::Type::kWebSocket, Window(4, 1 << 20), Window(2, 1 << 20));
+  instance->Deliver([] {
+    v1::Event connect;
+    connect.mutable_websocket_connect();
+    return connect;
+  }());
+  instance->Start(app);
+  int rounds = 0;
+  for (; !host_->ended && rounds < 100; ++rounds) {
+    Poll();
+    instance->Grant(Window(2, 1 << 20));  // the client took two more
+  }
+  ASSERT_TRUE(host_->ended) << "stuck after " << rounds << " grants";
+  EXPECT_EQ(host_->end_reason, v1::Close::REASON_DONE) << host_->end_detail;
+  std::vector<std::string> a;
+  std::vector<std::string> b;
+  for (const auto& event : host_->Events()) {
+    if (!event.has_websocket_send()) continue;
+    const std::string& data = event.websocket_send().data();
+    (data[0] == 'a' ? a : b).push_back(data.substr(1));
+  }
+  ASSERT_EQ(a.size(), 10u);
+  ASSERT_EQ(b.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(a[i], std::to_string(i));
+    EXPECT_EQ(b[i], std::to_string(i));
+  }
+  EXPECT_LE(rounds, 12) << "20 messages + accept at 2 per grant";
+  EXPECT_GT(metrics_.send_stalls.value(), 0u);
+}
+
+TEST_F(InstanceTest, AfterACompleteResponseReceiveReportsTheEnd) {
+  Event after;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    Event request = co_await c.Receive();
+    Event start = HttpResponseStart{200, {}, false};
+    co_await c.Send(std::move(start));
+    Event body = HttpResponseBody{"done", false};
+    co_await c.Send(std::move(body));
+    after = co_await c.Receive();
+  });
+  auto instance = Make(Scope::Type::kHttp);
+  v1::Event request;
+  request.mutable_http_request();
+  instance->Deliver(std::move(request));
+  instance->Start(app);
+  Poll();
+  EXPECT_TRUE(std::holds_alternative<HttpDisconnect>(after));
+  ASSERT_TRUE(host_->ended);
+  // Start and body went out, nothing was needed from the gateway to end.
+  EXPECT_EQ(host_->Events().size(), 2u);
+}
+
+TEST_F(InstanceTest, SendAfterTheLinkIsLostThrowsDisconnectedAndEndsQuietly) {
+  bool threw = false;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    Event connect = co_await c.Receive();
+    Event accept = WebSocketAccept{};
+    co_await c.Send(std::move(accept));
+    Event gone = co_await c.Receive();  // the disconnect
+    try {
+      WebSocketSend message;
+      message.data = "late";
+      co_await c.Send(std::move(message));
+    } catch (const Disconnected&) {
+      threw = true;
+      throw;
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket);
+  v1::Event connect;
+  connect.mutable_websocket_connect();
+  instance->Deliver(std::move(connect));
+  instance->Start(app);
+  Poll();
+  instance->LinkLost();
+  Poll();
+  EXPECT_TRUE(threw);
+  ASSERT_TRUE(host_->ended);
+  EXPECT_EQ(host_->end_reason, v1::Close::REASON_DONE);
+}
+
+TEST_F(InstanceTest, ConsumerIgnoringItsDisconnectIsCancelledAfterTheCloseTimeout) {
+  LambdaApp app([](Connection&) -> Task<void> {
+    net::steady_timer timer(co_await net::this_coro::executor, 1h);
+    co_await timer.async_wait(net::use_awaitable);  // never returns by itself
+  });
+  auto instance = Make(Scope::Type::kHttp, Window(4, 1 << 20), Window(4, 1 << 20), 50ms);
+  instance->Start(app);
+  Poll();
+  instance->LinkLost();
+  RunUntil([&] { return host_->ended; });
+  ASSERT_TRUE(host_->ended);
+  EXPECT_EQ(metrics_.close_timeouts.value(), 1u);
+  EXPECT_EQ(host_->end_reason, v1::Close::REASON_DONE);
+}
+
+TEST_F(InstanceTest, InvalidSendIsAnApplicationError) {
+  LambdaApp app([](Connection& c) -> Task<void> {
+    Event body = HttpResponseBody{"no start", false};
+    co_await c.Send(std::move(body));
+  });
+  auto instance = Make(Scope::Type::kHttp);
+  instance->Start(app);
+  Poll();
+  ASSERT_TRUE(host_->ended);
+  EXPECT_EQ(host_->end_reason, v1::Close::REASON_APP_ERROR);
+  EXPECT_NE(host_->end_detail.find("no http.response.start"), std::string::npos);
+  EXPECT_EQ(metrics_.app_errors.value(), 1u);
+}
+
+TEST_F(InstanceTest, DrainClosesAWebSocketWith1012) {
+  int code = 0;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    Event connect = co_await c.Receive();
+    Event accept = WebSocketAccept{};
+    co_await c.Send(std::move(accept));
+    Event gone = co_await c.Receive();
+    code = std::get<WebSocketDisconnect>(gone).code;
+  });
+  auto instance = Make(Scope::Type::kWebSocket);
+  v1::Event connect;
+  connect.mutable_websocket_connect();
+  instance->Deliver(std::move(connect));
+  instance->Start(app);
+  Poll();
+  instance->Drain();
+  Poll();
+  EXPECT_EQ(code, 1012);
+  const auto events = host_->Events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].websocket_close().code(), 1012u);
+}
+
+}  // namespace
+}  // namespace sluice::worker
