@@ -516,7 +516,9 @@ int RunHold(const Options& options, const tcp::endpoint& endpoint) {
   std::fflush(stdout);
 
   const Clock::time_point held = Clock::now();
-  if (options.hold > 0) {
+  if (open == 0) {
+    // Nothing to hold: report at once.
+  } else if (options.hold > 0) {
     WaitUntil([] { return false; }, held + Seconds(options.hold));
   } else {
     // A blocking read on a thread of its own: stdin may be a pipe, a file or a terminal.
