@@ -611,7 +611,7 @@ def markdown_main(results):
         if all(c == "–" for c in row):
             continue
         lines.append(f"| {label} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def markdown_scaling(scaling):
@@ -691,6 +691,21 @@ def noise_notes(results):
     if not notes:
         return ""
     return "\n".join(["Noisy figures (the machine was not the benchmark's alone):"] + notes) + "\n"
+
+
+def skipped_figures(results):
+    """Targets left out, and held-socket figures that did not fit the descriptor limit."""
+    skipped = list(results["skipped"])
+    for t in results["targets"]:
+        if isinstance(t.get("memory"), dict) and "skipped" in t["memory"]:
+            skipped.append({"target": f"{t['label']} memory", "reason": t["memory"]["skipped"]})
+    for row in (results.get("scaling") or {}).get("memory") or []:
+        for name in ("direct", "sluice"):
+            figures = row.get(f"{name}_figures") or {}
+            if "skipped" in figures:
+                skipped.append({"target": f"{name} {row['sockets']} held",
+                                "reason": figures["skipped"]})
+    return skipped
 
 
 def fmt_opt(value, fmt):
@@ -864,10 +879,22 @@ def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def start_clean(start):
+    """Runs a start function; if it fails half-way, stops what it had started, so no stray
+    server runs beside the next target's measurements."""
+    before = list(RUNNING)
+    try:
+        return start()
+    except BaseException:
+        for proc in [p for p in RUNNING if p not in before]:
+            proc.stop()
+        raise
+
+
 def run_target(ctx, start, figures):
     """Starts a target, measures the figures asked for (memory first, on a fresh process),
     stops it; returns its results."""
-    target = start()
+    target = start_clean(start)
     result = {"key": target.key, "label": target.label, "kind": target.kind,
               "settings": target.settings}
     try:
@@ -898,60 +925,77 @@ def run_target(ctx, start, figures):
     return result
 
 
-def run_scaling(ctx, results):
-    scaling = {}
-    by_key = {t["key"]: t for t in results["targets"]}
-    log("scaling: throughput by workers")
-    workers = []
+def scaling_workers(ctx, by_key):
+    rows = []
     for n in SCALING_WORKERS:
         known = by_key.get(f"sluice-{n}w")
         if known and "http" in known and "ws" in known:
             source = known
         else:
             source = run_target(ctx, lambda n=n: start_sluice(ctx, n), ("http", "ws"))
-        workers.append({"workers": n, "requests_per_s": source["http"]["requests_per_s"],
-                        "messages_per_s": source["ws"]["messages_per_s"],
-                        "http": source["http"], "ws": source["ws"]})
-    scaling["workers"] = workers
+        rows.append({"workers": n, "requests_per_s": source["http"]["requests_per_s"],
+                     "messages_per_s": source["ws"]["messages_per_s"],
+                     "http": source["http"], "ws": source["ws"]})
+    return rows
 
-    log("scaling: memory per idle WebSocket by sockets held (a fresh server for each)")
-    memory = []
+
+def scaling_memory(ctx):
+    rows = []
     for sockets in SCALING_HELD:
         row = {"sockets": sockets}
         for name, start in (("direct", lambda: start_direct(ctx)),
                             ("sluice", lambda: start_sluice(ctx, 1))):
-            target = start()
+            target = start_clean(start)
             try:
                 figures = measure_memory(ctx, target, sockets)
             finally:
                 target.stop()
             row[name] = figures.get("kib_per_socket")
             row[f"{name}_figures"] = figures
-            log(f"scaling: {name} {sockets} held: {figures.get('kib_per_socket', figures)}")
-        memory.append(row)
-    scaling["memory"] = memory
+            log(f"scaling: {name}, {sockets} held: "
+                f"{figures.get('kib_per_socket', figures.get('skipped'))} KiB per socket")
+        rows.append(row)
+    return rows
 
-    log("scaling: WebSocket echo latency by connections")
-    latency = [{"connections": c} for c in SCALING_CONNECTIONS]
+
+def scaling_latency(ctx, by_key):
+    rows = [{"connections": c} for c in SCALING_CONNECTIONS]
     for name, key, start in (("direct", "direct", lambda: start_direct(ctx)),
                              ("sluice", "sluice-1w", lambda: start_sluice(ctx, 1))):
         known = by_key.get(key, {}).get("ws")
         target = None
         try:
-            for row in latency:
+            for row in rows:
                 if row["connections"] == ECHO_CONNECTIONS and known:
                     row[name] = known
                     continue
                 if target is None:
-                    target = start()
+                    target = start_clean(start)
                 row[name] = measure_ws(ctx, target, row["connections"])
-                log(f"scaling: {name} {row['connections']} connections: "
+                log(f"scaling: {name}, {row['connections']} connections: "
                     f"{row[name]['messages_per_s']:,.0f} msg/s, p99 "
                     f"{row[name]['latency_us']['p99']:,.0f} µs")
         finally:
             if target:
                 target.stop()
-    scaling["latency"] = latency
+    return rows
+
+
+def run_scaling(ctx, results):
+    """The scaling runs (issue 7, item 4); a part that fails is reported, the others run."""
+    scaling = {}
+    by_key = {t["key"]: t for t in results["targets"]}
+    parts = (("workers", "throughput by workers", lambda: scaling_workers(ctx, by_key)),
+             ("memory", "memory per idle WebSocket by sockets held (a fresh server for each)",
+              lambda: scaling_memory(ctx)),
+             ("latency", "WebSocket echo by connections", lambda: scaling_latency(ctx, by_key)))
+    for key, what, run in parts:
+        log(f"scaling: {what}")
+        try:
+            scaling[key] = run()
+        except (SetupError, OSError, ValueError, KeyError) as e:
+            log(f"FAILED: scaling {key}: {e}")
+            results["errors"].append({"target": f"scaling {key}", "error": str(e)})
     return scaling
 
 
@@ -1022,12 +1066,8 @@ def main():
                 results["errors"].append({"target": label, "error": str(e)})
                 failed = True
         if args.only == "scaling" or (args.only is None and not args.smoke):
-            try:
-                results["scaling"] = run_scaling(ctx, results)
-            except SetupError as e:
-                log(f"scaling: {e}")
-                results["errors"].append({"target": "scaling", "error": str(e)})
-                failed = True
+            results["scaling"] = run_scaling(ctx, results)
+        failed = failed or bool(results["errors"])
     except KeyboardInterrupt as e:
         log(f"interrupted ({e or 'SIGINT'}); stopping everything")
         failed = True
@@ -1042,14 +1082,15 @@ def main():
               f"{ctx.duration} s. WS: {ECHO_CONNECTIONS} connections, {ECHO_SIZE} B echo, "
               f"{ctx.duration} s after {ctx.warmup:g} s warm-up. Memory: {ctx.idle_sockets} idle "
               f"WebSockets. (×) = ratio to the direct baseline.", ""]
-    if results["targets"]:
-        report += [markdown_main(results), ""]
+    table = markdown_main(results) if results["targets"] else ""
+    if table:
+        report += [table, ""]
     if results.get("scaling"):
         report += [markdown_scaling(results["scaling"])]
     noise = noise_notes(results)
     if noise:
         report += [noise]
-    for skipped in results["skipped"]:
+    for skipped in skipped_figures(results):
         report.append(f"Skipped {skipped['target']}: {skipped['reason']}.")
     for error in results["errors"]:
         report.append(f"FAILED {error['target']}: {error['error'].splitlines()[0]}")
