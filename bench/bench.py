@@ -840,6 +840,13 @@ class Context:
         # Room for every held socket plus the echo runs, so capacity never answers 503.
         self.worker_capacity = max(10000, max(held) + 2000)
 
+    def build_type(self):
+        try:
+            cache = (self.build / "CMakeCache.txt").read_text()
+            return re.search(r"^CMAKE_BUILD_TYPE:\w+=(.*)$", cache, re.M).group(1)
+        except (OSError, AttributeError):
+            return "unknown"
+
     def bin(self, relative):
         path = self.build / relative
         if not (path.is_file() and os.access(path, os.X_OK)):
@@ -1030,6 +1037,7 @@ def main():
     results = {
         "timestamp": stamp, "mode": mode, "host": host_info(),
         "settings": {
+            "build_dir": str(ctx.build), "build_type": ctx.build_type(),
             "duration_s": ctx.duration, "warmup_s": ctx.warmup,
             "http": f"wrk -t1 -c{HTTP_CONNECTIONS} -d{ctx.duration}s --latency GET /hello",
             "ws_echo": {"connections": ECHO_CONNECTIONS, "size": ECHO_SIZE, "threads": 1},
@@ -1082,6 +1090,9 @@ def main():
               f"{ctx.duration} s. WS: {ECHO_CONNECTIONS} connections, {ECHO_SIZE} B echo, "
               f"{ctx.duration} s after {ctx.warmup:g} s warm-up. Memory: {ctx.idle_sockets} idle "
               f"WebSockets. (×) = ratio to the direct baseline.", ""]
+    if results["settings"]["build_type"] != "Release":
+        report += [f"Built as {results['settings']['build_type']}, not Release: "
+                   f"the figures do not stand for sluice's speed.", ""]
     table = markdown_main(results) if results["targets"] else ""
     if table:
         report += [table, ""]

@@ -7,7 +7,7 @@
 # asserted: it fails only on a broken setup.
 #
 #   bench/run.sh [--duration SECS] [--smoke] [--only http|ws|memory|scaling] [--peers]
-#                [--no-peers] [--idle-sockets N] [--keep-logs]
+#                [--no-peers] [--idle-sockets N] [--keep-logs] [--no-build]
 #
 #   --duration SECS   seconds per measured figure (default 10)
 #   --smoke           a few seconds in all: 1 s figures, 200 held sockets, no peers, no scaling
@@ -16,6 +16,8 @@
 #   --no-peers        leave the peers out even when installed
 #   --idle-sockets N  WebSockets held for the memory figure (default 2000)
 #   --keep-logs       keep the servers' logs (kept anyway when something fails)
+#   --no-build        use the binaries in SLUICE_BUILD_DIR as they are (e.g. CI's own tree for
+#                     --smoke, whose figures do not matter), without configuring or building
 #
 # SLUICE_BUILD_DIR (default build-release) is the Release tree; SLUICE_JOBS its build jobs.
 set -euo pipefail
@@ -23,9 +25,11 @@ cd "$(dirname "$0")/.."
 
 groups=(bench)
 args=()
+build_it=1
 while (($#)); do
   case "$1" in
     --peers) groups+=(peers) ;;
+    --no-build) build_it=0 ;;
     --smoke | --no-peers | --keep-logs) args+=("$1") ;;
     --duration | --only | --idle-sockets)
       if (($# < 2)); then
@@ -49,8 +53,10 @@ done
 
 scripts/setup.sh "${groups[@]}"
 build=${SLUICE_BUILD_DIR:-build-release}
-# Nice: the build yields to whatever else the machine is doing. Tests are not built here.
-SLUICE_BUILD_DIR=$build CMAKE_BUILD_TYPE=Release nice -n 10 scripts/build.sh -DBUILD_TESTING=OFF
+if ((build_it)); then
+  # Nice: the build yields to whatever else the machine is doing. Tests are not built here.
+  SLUICE_BUILD_DIR=$build CMAKE_BUILD_TYPE=Release nice -n 10 scripts/build.sh -DBUILD_TESTING=OFF
+fi
 
 # Each held socket is a descriptor in the load generator and in the server: everything
 # started from here gets the hard limit.
