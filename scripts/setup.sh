@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages sluice builds and tests with; skips what is installed.
+# Optional groups named as arguments are installed as well:
+#   bench  the benchmark's load generator and plotter (bench/run.sh)
+#   peers  the Python ASGI servers the benchmark compares against (bench/run.sh --peers)
 set -euo pipefail
 
 packages=(
@@ -8,6 +11,17 @@ packages=(
   libboost1.81-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets
 )
+
+for group in "$@"; do
+  case "$group" in
+    bench) packages+=(wrk gnuplot-nox) ;;
+    peers) packages+=(python3-uvicorn python3-daphne python3-django-channels) ;;
+    *)
+      echo "setup: unknown group '$group' (groups: bench, peers)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 missing=()
 for package in "${packages[@]}"; do
