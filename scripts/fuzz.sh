@@ -62,8 +62,9 @@ for name in "${targets[@]}"; do
     # The report: from the sanitizer's or libFuzzer's first line to the saved input.
     sed -n '/^==[0-9]*==\|^FUZZ_CHECK\|Assertion\|runtime error/,$p' "$log" |
       grep -v '^INFO:\|^#[0-9]' | head -80
-    echo "fuzz: $name FAILED after $((SECONDS - started)) s; input(s) in $crashes/:" >&2
-    ls -1 "$crashes" >&2
+    echo "fuzz: $name FAILED after $((SECONDS - started)) s; reproduce with:" >&2
+    grep -o 'Test unit written to .*' "$log" | cut -d' ' -f5- |
+      while read -r input; do echo "  $build/fuzz/$name $input" >&2; done
   fi
   rmdir "$crashes" 2>/dev/null || true  # keep the folder only when it holds an input
 done
