@@ -14,6 +14,16 @@ With admin=True the process is started with `--admin 127.0.0.1:0`; the fixture w
 Every process is stopped in teardown (SIGTERM, up to 5 s, then SIGKILL), also when the test
 failed. stderr/stdout of each process go to files under the test's tmp_path; when a test
 fails, the tail of each process's stderr is attached to the failure report.
+
+Sanitizer builds (SLUICE_SANITIZE=address|thread, see scripts/test.sh): teardown fails the
+test when a process's stderr holds a sanitizer report (even a process the test killed on
+purpose) or the process exited with the sanitizers' exit code, and quotes the report.
+ASAN_OPTIONS / UBSAN_OPTIONS / LSAN_OPTIONS / TSAN_OPTIONS get defaults (below) when unset.
+SLUICE_TEST_SLOWDOWN (default 1) multiplies this file's waits for a process (ready line,
+first 200, stop), for slower sanitizer builds. Tests marked `tsan` make up the focused
+subset the ThreadSanitizer stage runs (`-m tsan`); in sanitizer builds `long_running` ones
+are skipped (SLUICE_SKIP_LONG=0 runs them anyway) and the assertions of `measures_rss` ones
+do not bind (see pytest_configure).
 """
 
 import ctypes
@@ -34,10 +44,75 @@ from e2e_helpers import http_request
 
 REPO = Path(__file__).resolve().parents[2]
 
-READY_LINE_TIMEOUT = 10.0  # seconds to wait for "... listening on HOST:PORT"
-GATEWAY_READY_TIMEOUT = 10.0  # seconds to wait for GET /hello == 200
-STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+# Sanitizer builds are several times slower; SLUICE_TEST_SLOWDOWN stretches the fixtures' waits.
+SLOWDOWN = max(1.0, float(os.environ.get("SLUICE_TEST_SLOWDOWN", "1") or 1))
+READY_LINE_TIMEOUT = 10.0 * SLOWDOWN  # seconds to wait for "... listening on HOST:PORT"
+GATEWAY_READY_TIMEOUT = 10.0 * SLOWDOWN  # seconds to wait for GET /hello == 200
+STOP_TIMEOUT = 5.0 * SLOWDOWN  # seconds between SIGTERM and SIGKILL (teardown)
 TAIL_LINES = 60
+
+# What a sanitizer prints when it reports (ASan, LSan, UBSan, TSan), and the exit code the
+# default options below give a process whose sanitizer reported (TSan's default, 66).
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "WARNING: ThreadSanitizer",
+    "ERROR: ThreadSanitizer",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+    "runtime error:",
+)
+SANITIZER_EXIT_CODE = 66
+REPORT_LINES = 80  # of a sanitizer report quoted in the failure
+_SUPPRESSIONS = REPO / "tests" / "sanitizers"
+# Defaults for a sanitizer build when the variable is unset (scripts/test.sh sets the same).
+def _suppressions(kind: str) -> str:
+    path = _SUPPRESSIONS / f"{kind}.supp"
+    return f"suppressions={path}:" if path.is_file() else ""
+
+
+SANITIZER_ENV_DEFAULTS = {
+    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=1:check_initialization_order=1",
+    "UBSAN_OPTIONS": f"{_suppressions('ubsan')}print_stacktrace=1:halt_on_error=1:abort_on_error=1",
+    "LSAN_OPTIONS": f"{_suppressions('lsan')}print_suppressions=0",
+    "TSAN_OPTIONS": f"{_suppressions('tsan')}halt_on_error=0:exitcode={SANITIZER_EXIT_CODE}:"
+    "second_deadlock_stack=1:print_suppressions=0",
+}
+
+
+def _process_env() -> dict:
+    env = dict(os.environ)
+    for name, value in SANITIZER_ENV_DEFAULTS.items():
+        env.setdefault(name, value)
+    return env
+
+
+def sanitizer_build() -> str:
+    """SLUICE_SANITIZE of the build under test ("", "address" or "thread")."""
+    try:
+        cache = (build_dir() / "CMakeCache.txt").read_text("utf-8", "replace")
+    except OSError:
+        return ""
+    match = re.search(r"^SLUICE_SANITIZE:\w+=(.*)$", cache, re.MULTILINE)
+    value = match.group(1).strip().lower() if match else ""
+    if value in ("on", "yes", "true", "y", "1"):
+        return "address"
+    return "" if value in ("", "off", "no", "false", "n", "0", "none") else value
+
+
+def sanitizer_report(path) -> str:
+    """The first sanitizer report in a log file ("" if none): from its first line on."""
+    try:
+        lines = Path(path).read_text("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    for i, line in enumerate(lines):
+        if any(marker in line for marker in SANITIZER_MARKERS):
+            start = i
+            # a report starts with a "====" line and a "==PID==ERROR" line: quote those too
+            while start > 0 and i - start < 2 and lines[start - 1].startswith("=="):
+                start -= 1
+            return "\n".join(lines[start:start + REPORT_LINES])
+    return ""
 
 
 def build_dir() -> Path:
@@ -88,6 +163,7 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=self._stderr_file,
             preexec_fn=_set_parent_death_signal,
+            env=_process_env(),
         )
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
@@ -193,10 +269,19 @@ class Proc:
                 problems.append(
                     f"{self.name} died with signal {signal.Signals(-code).name} after SIGTERM"
                 )
+            elif code == SANITIZER_EXIT_CODE:
+                problems.append(
+                    f"{self.name} exited with code {code} after SIGTERM (a sanitizer reported)"
+                )
         self._reader.join(timeout=2)
         if self.popen.stdout:
             self.popen.stdout.close()
         self._stderr_file.close()
+        report = sanitizer_report(self.stderr_path)
+        if report:
+            problems.append(
+                f"{self.name}: sanitizer report on stderr ({self.stderr_path}):\n{report}"
+            )
         return problems
 
     def stderr_tail(self, lines: int = TAIL_LINES) -> str:
@@ -213,6 +298,46 @@ class Proc:
             f"--- {self.name} stderr (last {TAIL_LINES} lines, {self.stderr_path}) ---\n"
             f"{self.stderr_tail()}"
         )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "tsan: in the ThreadSanitizer stage's focused subset (cross-thread paths: link up and "
+        "down, keep-alive, WebSocket echo, backpressure, a worker killed)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "long_running: takes minutes; skipped in sanitizer builds unless SLUICE_SKIP_LONG=0",
+    )
+    config.addinivalue_line(
+        "markers",
+        "measures_rss: asserts RSS bounds; in sanitizer builds it runs for the sanitizer's sake "
+        "but its assertions do not bind (non-strict xfail): the sanitizer's allocator "
+        "(quarantine, shadow memory) owns the RSS there",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    sanitizer = sanitizer_build()
+    if not sanitizer:
+        return
+    skip_long = os.environ.get("SLUICE_SKIP_LONG", "1") != "0"
+    for item in items:
+        if skip_long and "long_running" in item.keywords:
+            item.add_marker(pytest.mark.skip(
+                reason=f"long-running test skipped in the {sanitizer} sanitizer build to bound "
+                f"CI time (it runs in the normal build; SLUICE_SKIP_LONG=0 runs it here)"
+            ))
+        elif "measures_rss" in item.keywords:
+            # A sanitizer report still fails it (teardown), and so does any error other than a
+            # failed assertion; the normal build enforces the assertions themselves.
+            item.add_marker(pytest.mark.xfail(
+                raises=AssertionError, strict=False,
+                reason=f"RSS bounds do not hold under {sanitizer} sanitizer instrumentation "
+                f"(its allocator keeps freed memory in quarantine and adds shadow memory); "
+                f"asserted in the normal build",
+            ))
 
 
 @pytest.hookimpl(hookwrapper=True)

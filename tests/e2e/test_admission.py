@@ -48,6 +48,7 @@ def _assert_fast_503s(port, tries=3):
         assert elapsed < FAST, f"503 took {elapsed * 1000:.0f} ms"
 
 
+@pytest.mark.tsan
 def test_worker_killed_gateway_answers_503_fast(stack):
     stack.worker.kill()
     _poll_status(stack.port, 503, timeout=10)
@@ -61,6 +62,7 @@ def test_unreachable_worker_503_at_once(start_gateway):
     assert run(handshake_status(gateway.port, "/ws/echo")) == 503
 
 
+@pytest.mark.tsan
 def test_one_of_two_workers_killed_still_served(start_worker, start_gateway):
     first, second = start_worker(), start_worker()
     gateway = start_gateway([first, second])

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+import pytest
 
 from e2e_helpers import (
     KiB,
@@ -48,6 +49,8 @@ FLOOD_MESSAGES = 100_000
 WARM_UP = 300
 
 
+@pytest.mark.long_running
+@pytest.mark.measures_rss
 def test_flood_slow_consumer_bounded_memory(start_worker, start_gateway):
     """100 000 × 1 KiB as fast as the socket takes them, to a consumer that sleeps 1 ms per
     message: every echo arrives, in order, exactly; neither process grows by 32 MiB; the
@@ -174,6 +177,8 @@ class SlowReader(threading.Thread):
             ws.close()
 
 
+@pytest.mark.tsan
+@pytest.mark.measures_rss
 def test_slow_reader_closed_1008_fast_clients_unaffected(start_worker, start_gateway):
     worker = start_worker(admin=True)
     gateway = start_gateway(
@@ -264,6 +269,8 @@ def test_slow_reader_closed_1008_fast_clients_unaffected(start_worker, start_gat
 UPLOAD_MESSAGES = 40
 
 
+@pytest.mark.tsan
+@pytest.mark.measures_rss
 def test_large_ws_upload_to_slow_consumer_is_not_buffered(start_worker, start_gateway):
     """40 MiB in 1 MiB messages to a consumer that takes 100 ms per message: the gateway
     reads only as fast as the consumer takes them, so its RSS stays within the windows (one

@@ -7,6 +7,8 @@ import signal
 import socket
 import time
 
+import pytest
+
 from e2e_helpers import (
     HOST,
     OP_TEXT,
@@ -43,6 +45,7 @@ def _assert_serving(gateway):
 WS_CLOSE_TIMEOUT = 3  # --slow-client-timeout: also the deadline for writing a close frame
 
 
+@pytest.mark.tsan
 def test_ws_client_sends_after_worker_lost_during_blocked_write(start_worker, start_gateway):
     """The gateway is blocked writing a firehose to a client that reads nothing when the
     worker is SIGKILLed; then the client sends a frame. The gateway must survive (it used to
@@ -113,6 +116,7 @@ def test_keep_alive_survives_response_that_used_all_credit(start_worker, start_g
 ECHO_BYTES = 12 * MiB
 
 
+@pytest.mark.tsan
 def test_finished_response_written_whole_after_worker_killed(start_worker, start_gateway):
     """The worker echoes 12 MiB into the gateway's (large) client-bound queue and finishes;
     the client has read nothing yet. The worker is SIGKILLed while the gateway still has
@@ -211,6 +215,7 @@ def _stop_cleanly(proc, what):
 DRAIN = ["--drain-timeout", "1"]
 
 
+@pytest.mark.tsan
 def test_gateway_sigterm_with_live_links(start_worker, start_gateway):
     """SIGTERM to a gateway linked to a worker, with an open WebSocket and SSE stream:
     exit code 0 within 5 s, nothing on stderr from a sanitizer or std::terminate. The
@@ -228,6 +233,7 @@ def test_gateway_sigterm_with_live_links(start_worker, start_gateway):
     print(f"{CYCLES} cycles in {time.monotonic() - started:.1f} s")
 
 
+@pytest.mark.tsan
 def test_worker_sigterm_with_linked_gateway(start_worker, start_gateway):
     """SIGTERM to a worker whose gateway is linked and serving an open WebSocket and SSE
     stream: exit code 0 within 5 s, stderr clean; the gateway survives and then stops

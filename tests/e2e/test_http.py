@@ -7,6 +7,8 @@ import random
 import socket
 import time
 
+import pytest
+
 from e2e_helpers import HOST, check_same, duplex_request, http_request
 
 
@@ -17,6 +19,7 @@ def test_hello(stack):
     assert resp.body == b"Hello, world"
 
 
+@pytest.mark.tsan
 def test_keep_alive_reuses_one_connection(stack):
     conn = http.client.HTTPConnection(HOST, stack.port, timeout=5)
     used_sockets = []
@@ -66,6 +69,7 @@ def _random_pieces(data, seed):
         pos += n
 
 
+@pytest.mark.tsan
 def test_echo_chunked_8mib(stack):
     data = os.urandom(8 * 1024 * 1024)
     resp = duplex_request(stack.port, "POST", "/echo", _random_pieces(data, 1), chunked=True)
@@ -104,6 +108,7 @@ def test_echo_empty_body(stack):
     assert resp.body == b""
 
 
+@pytest.mark.tsan
 def test_sse_streams_events_one_by_one(stack):
     conn = http.client.HTTPConnection(HOST, stack.port, timeout=5)
     try:

@@ -14,6 +14,7 @@ from e2e_helpers import HOST, check_same, recv, run, ws_connect
 MiB = 1024 * 1024
 
 
+@pytest.mark.tsan
 def test_ws_echo_types_empty_and_large(stack):
     rng = random.Random(7)
     big_text = "".join(rng.choices(string.ascii_letters + string.digits, k=MiB))
@@ -37,6 +38,7 @@ def test_ws_echo_types_empty_and_large(stack):
     run(main())
 
 
+@pytest.mark.tsan
 def test_ws_echo_many_messages_in_order(stack):
     messages = [f"m{i}" if i % 2 == 0 else b"b%d" % i for i in range(1000)]
 
