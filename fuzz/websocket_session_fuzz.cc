@@ -138,6 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.ClientReads();
   h.AdvanceAndSweep(3600);
   h.AdvanceAndSweep(3600);
-  FUZZ_CHECK(h.transport().closed || h.transport().shut_down);
+  FUZZ_CHECK(h.transport().closed);
+  FUZZ_CHECK(h.shard().sessions() == 0);
   return 0;
 }

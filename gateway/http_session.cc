@@ -106,7 +106,7 @@ size_t HttpSession::OnBytes(std::string_view data) {
 size_t HttpSession::ParseHeader(std::string_view data) {
   if (!parser_) {
     parser_.emplace();
-    parser_->header_limit(context_.options.max_header_bytes);
+    parser_->max_header_bytes(context_.options.max_header_bytes);
     parser_->body_limit(context_.options.max_body_bytes);  // streamed, never held whole
   }
   beast::error_code ec;

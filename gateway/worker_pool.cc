@@ -163,8 +163,7 @@ void LinkCall::MaybeRemoveHold() {
 void LinkCall::OnDone(const grpc::Status& status) {
   const bool was_ready = !worker_id_.empty();
   for (Shard* shard : shards_) shard->LinkLost(generation_);
-  owner_.CallEnded(this, status, was_ready);
-  std::shared_ptr<LinkCall> self = std::move(self_);
+  owner_.CallEnded(this, std::move(self_), status, was_ready);
 }
 
 // ---- WorkerLink --------------------------------------------------------------------------
@@ -231,11 +230,18 @@ void WorkerLink::AwaitEnded() {
   }
 }
 
-void WorkerLink::CallEnded(LinkCall* call, const grpc::Status& status, bool was_ready) {
+void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
+                           const grpc::Status& status, bool was_ready) {
   std::chrono::milliseconds delay;
   {
     absl::MutexLock lock(&mu_);
-    if (call_.get() == call) call_.reset();
+    // The call's last references are let go on the control loop, never on this gRPC thread
+    // (destroying its context may drop a channel's last reference, which frees the completion
+    // queue under the thread running this callback). Posted before the call counts as ended:
+    // by the time Stop sees that, nothing of ours is left for a gRPC thread to touch, and
+    // the gateway tears the loop down before the channels.
+    std::shared_ptr<LinkCall> ended = call_.get() == call ? std::move(call_) : nullptr;
+    boost::asio::post(retry_.get_executor(), [ended = std::move(ended), self = std::move(self)] {});
     if (stopped_) return;
     backoff_ = was_ready ? std::chrono::milliseconds(100)
                          : std::min(backoff_ * 2, std::chrono::milliseconds(2000));

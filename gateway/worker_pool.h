@@ -116,7 +116,8 @@ class WorkerLink final {
 
  private:
   friend class LinkCall;
-  void CallEnded(LinkCall* call, const grpc::Status& status, bool was_ready);
+  void CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self, const grpc::Status& status,
+                 bool was_ready);
   bool ended() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return call_ == nullptr; }
 
   const HostPort address_;

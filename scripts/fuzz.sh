@@ -23,7 +23,7 @@ rss_limit=${FUZZ_RSS_LIMIT_MB:-2048}
 
 CXX=${FUZZ_CXX:-clang++} cmake -S . -B "$build" -G Ninja -DSLUICE_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "${SLUICE_JOBS:-2}"
+cmake --build "$build" -j "${SLUICE_JOBS:-2}" --target fuzz_targets
 
 mapfile -t targets <"$build/fuzz/targets.txt"
 if [[ $target != all ]]; then

@@ -22,8 +22,8 @@ ASAN_OPTIONS / UBSAN_OPTIONS / LSAN_OPTIONS / TSAN_OPTIONS get defaults (below) 
 SLUICE_TEST_SLOWDOWN (default 1) multiplies this file's waits for a process (ready line,
 first 200, stop), for slower sanitizer builds. Tests marked `tsan` make up the focused
 subset the ThreadSanitizer stage runs (`-m tsan`); in sanitizer builds `long_running` ones
-are skipped (SLUICE_SKIP_LONG=0 runs them anyway) and the assertions of `measures_rss` ones
-do not bind (see pytest_configure).
+are skipped (SLUICE_SKIP_LONG=0 runs them anyway) and RSS bounds do not bind
+(e2e_helpers.RSS_BOUNDS_BIND).
 """
 
 import ctypes
@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pytest
 
+import e2e_helpers
 from e2e_helpers import http_request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,6 +302,7 @@ class Proc:
 
 
 def pytest_configure(config):
+    e2e_helpers.RSS_BOUNDS_BIND = not sanitizer_build()
     config.addinivalue_line(
         "markers",
         "tsan: in the ThreadSanitizer stage's focused subset (cross-thread paths: link up and "
@@ -309,12 +311,6 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "long_running: takes minutes; skipped in sanitizer builds unless SLUICE_SKIP_LONG=0",
-    )
-    config.addinivalue_line(
-        "markers",
-        "measures_rss: asserts RSS bounds; in sanitizer builds it runs for the sanitizer's sake "
-        "but its assertions do not bind (non-strict xfail): the sanitizer's allocator "
-        "(quarantine, shadow memory) owns the RSS there",
     )
 
 
@@ -328,15 +324,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(
                 reason=f"long-running test skipped in the {sanitizer} sanitizer build to bound "
                 f"CI time (it runs in the normal build; SLUICE_SKIP_LONG=0 runs it here)"
-            ))
-        elif "measures_rss" in item.keywords:
-            # A sanitizer report still fails it (teardown), and so does any error other than a
-            # failed assertion; the normal build enforces the assertions themselves.
-            item.add_marker(pytest.mark.xfail(
-                raises=AssertionError, strict=False,
-                reason=f"RSS bounds do not hold under {sanitizer} sanitizer instrumentation "
-                f"(its allocator keeps freed memory in quarantine and adds shadow memory); "
-                f"asserted in the normal build",
             ))
 
 

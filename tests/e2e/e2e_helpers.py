@@ -37,6 +37,12 @@ DEFAULT_WINDOW_BYTES = 1 * MiB
 ALLOCATOR_MARGIN = 8 * MiB
 
 
+# RSS bounds hold for the normal build. In a sanitizer build the sanitizer's allocator owns
+# the RSS (quarantine of freed memory, shadow memory): the tests still run there for the
+# sanitizer's sake, but their RSS bounds do not bind. conftest.py sets this per build.
+RSS_BOUNDS_BIND = True
+
+
 def window_rss_bound(connections, message_bytes, window_bytes=DEFAULT_WINDOW_BYTES):
     """The most a process may grow while it carries `connections` busy connections in both
     directions: per direction one window + one message in its queues, and as much again in
@@ -312,6 +318,11 @@ class RssSampler:
         self._stop.set()
         self._thread.join(timeout=5)
         self._sample()
+
+    def assert_growth_below(self, name, bound):
+        """Asserts `name` grew by less than `bound` bytes (where RSS bounds bind)."""
+        if RSS_BOUNDS_BIND:
+            assert self.growth(name) < bound, f"{name} RSS grew over {bound} B: {self.report()}"
 
     def growth(self, name) -> int:
         return self.peak[name] - self.baseline[name]

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import e2e_helpers
 from e2e_helpers import (
     KiB,
     MiB,
@@ -50,7 +51,6 @@ WARM_UP = 300
 
 
 @pytest.mark.long_running
-@pytest.mark.measures_rss
 def test_flood_slow_consumer_bounded_memory(start_worker, start_gateway):
     """100 000 × 1 KiB as fast as the socket takes them, to a consumer that sleeps 1 ms per
     message: every echo arrives, in order, exactly; neither process grows by 32 MiB; the
@@ -92,7 +92,7 @@ def test_flood_slow_consumer_bounded_memory(start_worker, start_gateway):
     print(f"flood: {FLOOD_MESSAGES} messages in {time.monotonic() - started:.1f} s; {rss.report()}")
     bound = window_rss_bound(connections=1, message_bytes=KiB)
     for name in ("gateway", "worker"):
-        assert rss.growth(name) < bound, f"{name} RSS grew over {bound} B: {rss.report()}"
+        rss.assert_growth_below(name, bound)
     samples = scrape_metrics(gateway.admin_port)
     assert metric(samples, STALLS_TO_WORKER) > 0, "the gateway never paused reading the client"
     assert metric(scrape_metrics(worker.admin_port), "sluice_worker_protocol_errors_total") == 0
@@ -178,7 +178,6 @@ class SlowReader(threading.Thread):
 
 
 @pytest.mark.tsan
-@pytest.mark.measures_rss
 def test_slow_reader_closed_1008_fast_clients_unaffected(start_worker, start_gateway):
     worker = start_worker(admin=True)
     gateway = start_gateway(
@@ -256,7 +255,7 @@ def test_slow_reader_closed_1008_fast_clients_unaffected(start_worker, start_gat
     assert metric(scrape_metrics(gateway.admin_port), closes) >= metric(before, closes) + 1
     bound = window_rss_bound(connections=1 + FAST_CLIENTS, message_bytes=KiB)
     for name in ("gateway", "worker"):
-        assert rss.growth(name) < bound, f"{name} RSS grew over {bound} B: {rss.report()}"
+        rss.assert_growth_below(name, bound)
     # the firehose instance ended (its client is gone) and nothing stays queued
     wait_for_metric(worker.admin_port, "sluice_worker_instances", lambda v: v == 0, timeout=10,
                     what="0 instances")
@@ -270,7 +269,6 @@ UPLOAD_MESSAGES = 40
 
 
 @pytest.mark.tsan
-@pytest.mark.measures_rss
 def test_large_ws_upload_to_slow_consumer_is_not_buffered(start_worker, start_gateway):
     """40 MiB in 1 MiB messages to a consumer that takes 100 ms per message: the gateway
     reads only as fast as the consumer takes them, so its RSS stays within the windows (one
@@ -311,5 +309,6 @@ def test_large_ws_upload_to_slow_consumer_is_not_buffered(start_worker, start_ga
     # One message being assembled in the gateway on top of the windows.
     bound = window_rss_bound(connections=1, message_bytes=MiB) + MiB
     assert bound < count * MiB / 2, "the bound would not tell a buffered upload apart"
-    assert checked["growth_2s"] < bound, f"gateway RSS after 2 s: {checked['report']}"
-    assert checked["growth"] < bound, f"gateway RSS: {checked['report']}"
+    if e2e_helpers.RSS_BOUNDS_BIND:
+        assert checked["growth_2s"] < bound, f"gateway RSS after 2 s: {checked['report']}"
+        assert checked["growth"] < bound, f"gateway RSS: {checked['report']}"

@@ -23,12 +23,19 @@ namespace sluice::gateway::testing {
 namespace net = boost::asio;
 using TestStream = boost::beast::test::stream;
 
+/// What happened to a TestTransport; outlives it (a closed session may be gone).
+struct TransportState {
+  bool shut_down = false;
+  bool closed = false;
+};
+
 /// A Transport over beast::test::stream: sessions driven without sockets. Readiness is a
 /// one-byte read held back for the next ReadSome; ShutdownSend shows the peer end of stream
 /// while reads go on (a half-close).
 class TestTransport final : public Transport {
  public:
-  TestTransport(TestStream stream, TestStream* peer) : stream_(std::move(stream)), peer_(peer) {}
+  TestTransport(TestStream stream, TestStream* peer, std::shared_ptr<TransportState> state)
+      : stream_(std::move(stream)), peer_(peer), state_(std::move(state)) {}
 
   net::any_io_executor executor() override { return stream_.get_executor(); }
   void WaitReadable(WaitHandler done) override {
@@ -64,11 +71,11 @@ class TestTransport final : public Transport {
         [done = std::move(done)](boost::system::error_code ec, size_t n) mutable { done(ec, n); });
   }
   void ShutdownSend() override {
-    shut_down = true;
+    state_->shut_down = true;
     peer_->close_remote();
   }
   void Close() override {
-    closed = true;
+    state_->closed = true;
     stream_.close();
   }
   net::ip::tcp::endpoint remote_endpoint(boost::system::error_code&) override {
@@ -78,12 +85,10 @@ class TestTransport final : public Transport {
     return {net::ip::make_address("127.0.0.1"), 8000};
   }
 
-  bool shut_down = false;
-  bool closed = false;
-
  private:
   TestStream stream_;
   TestStream* peer_;
+  std::shared_ptr<TransportState> state_;
   char byte_ = 0;
   bool held_ = false;
 };
@@ -137,13 +142,14 @@ class SessionHarness {
   std::unique_ptr<TestTransport> Connect() {
     TestStream server(shard_.io());
     client_.connect(server);
-    auto transport = std::make_unique<TestTransport>(std::move(server), &client_);
-    transport_ = transport.get();
-    return transport;
+    state_ = std::make_shared<TransportState>();
+    return std::make_unique<TestTransport>(std::move(server), &client_, state_);
   }
 
+  /// The client writes; a write to a connection the session closed fails quietly.
   void ClientSends(const std::string& bytes) {
-    net::write(client_, net::buffer(bytes));
+    boost::system::error_code ignored;
+    net::write(client_, net::buffer(bytes), ignored);
     Run();
   }
   /// Everything the session has written so far.
@@ -192,7 +198,8 @@ class SessionHarness {
   Metrics& metrics() { return metrics_; }
   FakeLink& link() { return *picker_.link; }
   FakePicker& picker() { return picker_; }
-  TestTransport& transport() { return *transport_; }
+  /// The last connection's transport, as it was left (closed, shut down).
+  const TransportState& transport() { return *state_; }
   MetricsRegistry& registry() { return registry_; }
 
  private:
@@ -203,7 +210,7 @@ class SessionHarness {
   FakePicker picker_;
   Context context_;
   TestStream client_;
-  TestTransport* transport_ = nullptr;
+  std::shared_ptr<TransportState> state_;
   int64_t clock_ = 1'000'000'000'000;
 };
 
