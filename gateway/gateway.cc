@@ -29,7 +29,7 @@ Gateway::Gateway(Options options)
     shards_.push_back(std::make_unique<Shard>(static_cast<uint16_t>(i)));
     shards.push_back(shards_.back().get());
   }
-  pool_ = std::make_unique<WorkerPool>(options_, shards, shards.front()->io());
+  pool_ = std::make_unique<WorkerPool>(options_, shards);
   context_ = std::make_unique<Context>(Context{options_, *pool_, *metrics_});
   registry_.AddGaugeFunction("sluice_gateway_workers_ready",
                              "Worker links ready for new connections",

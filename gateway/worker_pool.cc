@@ -1,5 +1,6 @@
 #include "gateway/worker_pool.h"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 
 #include "common/log.h"
@@ -211,6 +212,8 @@ void WorkerLink::Tick() {
   if (auto current = call()) current->Tick();
 }
 
+void WorkerLink::CancelRetry() { retry_.cancel(); }
+
 void WorkerLink::Stop() {
   std::shared_ptr<LinkCall> call;
   {
@@ -266,24 +269,37 @@ void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
 
 // ---- WorkerPool --------------------------------------------------------------------------
 
-WorkerPool::WorkerPool(const Options& options, const std::vector<Shard*>& shards,
-                       boost::asio::io_context& control)
-    : tick_(control), interval_(options.heartbeat_interval) {
+WorkerPool::WorkerPool(const Options& options, const std::vector<Shard*>& shards)
+    : tick_(control_), interval_(options.heartbeat_interval) {
   for (const HostPort& address : options.workers) {
-    links_.push_back(std::make_unique<WorkerLink>(address, options, shards, control));
+    links_.push_back(std::make_unique<WorkerLink>(address, options, shards, control_));
   }
 }
 
+WorkerPool::~WorkerPool() { Stop(); }
+
 void WorkerPool::Start() {
   for (auto& link : links_) link->Connect();
-  boost::asio::post(tick_.get_executor(), [this] { ScheduleTick(); });
+  boost::asio::post(control_, [this] { ScheduleTick(); });
+  thread_ = std::thread([this] {
+    auto work = boost::asio::make_work_guard(control_);
+    control_.run();
+  });
 }
 
 void WorkerPool::Stop() {
+  if (!thread_.joinable()) return;
   for (auto& link : links_) link->Stop();
   // Nothing may be torn down while a call's OnDone can still run on a gRPC thread.
   for (auto& link : links_) link->AwaitEnded();
-  boost::asio::post(tick_.get_executor(), [this] { tick_.cancel(); });
+  control_.stop();
+  thread_.join();
+  // What the control loop still holds (the ended calls' last references, timers' waits)
+  // goes now, on this thread, while the channels are still there.
+  control_.restart();
+  tick_.cancel();
+  for (auto& link : links_) link->CancelRetry();
+  control_.poll();
 }
 
 void WorkerPool::ScheduleTick() {

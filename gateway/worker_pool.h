@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -109,6 +110,8 @@ class WorkerLink final {
   void Tick();
   /// Ends the current call and stops reconnecting.
   void Stop();
+  /// A pending reconnect wait ends (control loop stopped; the calling thread owns it).
+  void CancelRetry();
   /// After Stop: waits until the call has finished (its OnDone ran). gRPC always finishes
   /// a cancelled call; nothing the call touches may be torn down before.
   void AwaitEnded();
@@ -134,13 +137,16 @@ class WorkerLink final {
 
 /// All workers this gateway links to, and admission: Pick() returns the ready link with the
 /// most free slots (ties rotate), or null when none has room — the caller answers 503.
+/// Its timers (heartbeat ticks, reconnect backoff) run on a control loop of its own, so the
+/// shards can be torn down before it.
 /// Thread-safety: all methods from any thread.
 class WorkerPool final : public LinkPicker {
  public:
-  WorkerPool(const Options& options, const std::vector<Shard*>& shards,
-             boost::asio::io_context& control);
+  WorkerPool(const Options& options, const std::vector<Shard*>& shards);
+  ~WorkerPool();
   void Start();
-  /// Ends every link and waits for each to finish.
+  /// Ends every link, waits until gRPC is done with each, and stops the control loop (the
+  /// link calls' last references it held are let go here, on the calling thread).
   void Stop();
   std::shared_ptr<Link> Pick() override;
   size_t ready_links();
@@ -149,10 +155,12 @@ class WorkerPool final : public LinkPicker {
  private:
   void ScheduleTick();
 
+  boost::asio::io_context control_{1};  // first in, last out: the links' timers live on it
   std::vector<std::unique_ptr<WorkerLink>> links_;  // stable: LinkCalls point at them
   boost::asio::steady_timer tick_;
   const std::chrono::milliseconds interval_;
   std::atomic<size_t> rotate_ = 0;
+  std::thread thread_;
 };
 
 }  // namespace sluice::gateway

@@ -203,12 +203,14 @@ class SessionHarness {
   MetricsRegistry& registry() { return registry_; }
 
  private:
-  Shard shard_{0};
+  // What sessions use outlives the shard: sessions still held by its pending handlers are
+  // destroyed with it.
   Options options_;
   MetricsRegistry registry_;
   Metrics metrics_;
   FakePicker picker_;
   Context context_;
+  Shard shard_{0};
   TestStream client_;
   std::shared_ptr<TransportState> state_;
   int64_t clock_ = 1'000'000'000'000;

@@ -116,9 +116,6 @@ class InstanceTest : public ::testing::Test {
   std::shared_ptr<FakeHost> host_ = std::make_shared<FakeHost>();
 };
 
-// Consumer helpers that read as the SDK's consumers do.
-Task<Event> Next(Connection& c) { co_return co_await c.Receive(); }
-
 TEST_F(InstanceTest, EventsReachTheConsumerInOrderAndCreditComesBack) {
   std::vector<std::string> got;
   LambdaApp app([&](Connection& c) -> Task<void> {
