@@ -37,6 +37,12 @@ Gateway::Gateway(Options options)
   registry_.AddGaugeFunction("sluice_gateway_link_queued_bytes",
                              "Bytes queued on worker links, not yet written",
                              [this] { return static_cast<int64_t>(pool_->queued_bytes()); });
+  registry_.AddGaugeFunction("sluice_gateway_instances",
+                             "Connections with an application instance open on a worker", [this] {
+                               size_t n = 0;
+                               for (const auto& shard : shards_) n += shard->registered();
+                               return static_cast<int64_t>(n);
+                             });
   registry_.AddGaugeFunction("sluice_gateway_draining", "1 while the gateway drains",
                              [this] { return draining_.load() ? 1 : 0; });
   listener_ = std::make_shared<Listener>(*context_, shards);

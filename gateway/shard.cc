@@ -15,10 +15,14 @@ Shard::~Shard() = default;
 uint64_t Shard::Register(std::shared_ptr<Endpoint> endpoint, uint64_t link) {
   const uint64_t id = (static_cast<uint64_t>(index_) << 48) | (++next_ & ((1ULL << 48) - 1));
   endpoints_.emplace(id, Entry{std::move(endpoint), link});
+  registered_.store(endpoints_.size(), std::memory_order_relaxed);
   return id;
 }
 
-void Shard::Unregister(uint64_t id) { endpoints_.erase(id); }
+void Shard::Unregister(uint64_t id) {
+  endpoints_.erase(id);
+  registered_.store(endpoints_.size(), std::memory_order_relaxed);
+}
 
 void Shard::Deliver(std::vector<v1::Envelope>&& batch) {
   boost::asio::post(io_, [this, batch = std::move(batch)]() mutable {
@@ -39,6 +43,7 @@ void Shard::LinkLost(uint64_t link) {
       lost.push_back(item.second.endpoint);
       return true;
     });
+    registered_.store(endpoints_.size(), std::memory_order_relaxed);
     for (auto& endpoint : lost) endpoint->OnLinkLost();
   });
 }

@@ -47,7 +47,8 @@ class Shard final {
   /// Unregister, on the link of generation `link`.
   uint64_t Register(std::shared_ptr<Endpoint> endpoint, uint64_t link);
   void Unregister(uint64_t id);
-  size_t registered() const { return endpoints_.size(); }
+  /// Connections with an instance open on a worker; readable from any thread.
+  size_t registered() const { return registered_.load(std::memory_order_relaxed); }
 
   void Deliver(std::vector<v1::Envelope>&& batch);
   /// Unregisters every connection of link generation `link` and tells each it is lost.
@@ -87,6 +88,7 @@ class Shard final {
   boost::asio::steady_timer sweep_{io_};
   // After io_: the sessions it holds close their sockets while io_ is still there.
   std::unordered_map<uint64_t, Entry> endpoints_;
+  std::atomic<size_t> registered_ = 0;  // endpoints_.size(), for other threads
 };
 
 }  // namespace sluice::gateway

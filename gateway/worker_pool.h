@@ -143,7 +143,7 @@ class WorkerLink final {
 class WorkerPool final : public LinkPicker {
  public:
   WorkerPool(const Options& options, const std::vector<Shard*>& shards);
-  ~WorkerPool();
+  ~WorkerPool() override;
   void Start();
   /// Ends every link, waits until gRPC is done with each, and stops the control loop (the
   /// link calls' last references it held are let go here, on the calling thread).

@@ -2,7 +2,8 @@
 # The test command: installs what is missing, then runs the CI stages, each in its own build
 # directory, and prints the wall time of each:
 #
-#   normal  build (warnings are errors), static checks, every test: unit + e2e     (build/)
+#   normal  build (warnings are errors), static checks, every test: unit + e2e,     (build/)
+#           and a smoke run of the benchmark (bench/run.sh --smoke)
 #   asan    ASan + UBSan build: every test, unit + e2e; any report fails           (build-asan/)
 #   tsan    ThreadSanitizer build: unit tests + the e2e tests marked `tsan`        (build-tsan/)
 #   fuzz    libFuzzer targets in fuzz/, corpus replay + SLUICE_FUZZ_SECONDS each   (build-fuzz/)
@@ -44,6 +45,8 @@ stage_normal() {
   scripts/build.sh -DSLUICE_WERROR=ON -DSLUICE_SANITIZE=
   scripts/lint.sh
   ctest --test-dir "${SLUICE_BUILD_DIR:-build}" --output-on-failure -j 2
+  # The benchmark's every path, in a few seconds, on this tree: figures reported, not judged.
+  SLUICE_BUILD_DIR=${SLUICE_BUILD_DIR:-build} bench/run.sh --smoke --no-build
 }
 
 # Sanitizer builds: not -Werror (GCC's -Wmaybe-uninitialized misfires under instrumentation;

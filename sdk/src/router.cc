@@ -1,5 +1,7 @@
 #include "sluice/router.h"
 
+#include <algorithm>
+
 #include "sluice/http_consumer.h"
 #include "sluice/websocket_consumer.h"
 
@@ -14,14 +16,29 @@ class WebSocketNotFound final : public WebSocketConsumer {
   Task<void> OnConnect() override { co_await Close(); }
 };
 
-std::vector<std::string_view> Segments(std::string_view path) {
-  std::vector<std::string_view> out;
-  size_t begin = 0;
-  for (size_t slash; (slash = path.find('/', begin)) != std::string_view::npos; begin = slash + 1) {
-    out.push_back(path.substr(begin, slash - begin));
+// Walks `pattern` and `path` segment by segment ('/'-separated; the counts must agree).
+// Captures are appended only when `captures` is given. Allocates nothing else.
+bool Walk(std::string_view pattern, std::string_view path,
+          std::vector<std::pair<std::string, std::string>>* captures) {
+  size_t p = 0;
+  size_t q = 0;
+  for (;;) {
+    const size_t pattern_end = std::min(pattern.find('/', p), pattern.size());
+    const size_t path_end = std::min(path.find('/', q), path.size());
+    const std::string_view want = pattern.substr(p, pattern_end - p);
+    const std::string_view have = path.substr(q, path_end - q);
+    if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
+      if (have.empty()) return false;
+      if (captures) captures->emplace_back(want.substr(1, want.size() - 2), have);
+    } else if (want != have) {
+      return false;
+    }
+    const bool pattern_done = pattern_end == pattern.size();
+    const bool path_done = path_end == path.size();
+    if (pattern_done || path_done) return pattern_done && path_done;
+    p = pattern_end + 1;
+    q = path_end + 1;
   }
-  out.push_back(path.substr(begin));
-  return out;
 }
 
 }  // namespace
@@ -38,19 +55,9 @@ Router& Router::WebSocket(std::string_view pattern, std::shared_ptr<Application>
 
 bool Router::Match(std::string_view pattern, std::string_view path,
                    std::vector<std::pair<std::string, std::string>>* captures) {
-  const auto want = Segments(pattern);
-  const auto have = Segments(path);
-  if (want.size() != have.size()) return false;
-  std::vector<std::pair<std::string, std::string>> found;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (want[i].size() > 2 && want[i].front() == '{' && want[i].back() == '}') {
-      if (have[i].empty()) return false;
-      found.emplace_back(want[i].substr(1, want[i].size() - 2), have[i]);
-    } else if (want[i] != have[i]) {
-      return false;
-    }
-  }
-  for (auto& capture : found) captures->push_back(std::move(capture));
+  // Checked first without capturing, so a route that does not match costs no allocation.
+  if (!Walk(pattern, path, nullptr)) return false;
+  Walk(pattern, path, captures);
   return true;
 }
 

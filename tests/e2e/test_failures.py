@@ -147,6 +147,10 @@ def test_finished_response_written_whole_after_worker_killed(start_worker, start
             )
 
         wait_until(worker_done, timeout=30, what="the worker finished the echo")
+        # Its Close follows the last body on the link: once the gateway has it, the gateway
+        # holds the whole response.
+        wait_for_metric(gateway.admin_port, G + "instances", lambda v: v == 0, timeout=30,
+                        what="the gateway received the whole response")
         queued = metric(scrape_metrics(gateway.admin_port), G + "queued_bytes")
         assert queued > 0, "the gateway has nothing left to write; the test exercises nothing"
         worker.kill()
