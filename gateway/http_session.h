@@ -1,8 +1,10 @@
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <utility>
 
 #include "gateway/client_session.h"
 #include "gateway/request_parser.h"
@@ -74,7 +76,10 @@ class HttpSession final : public ClientSession {
   bool keep_alive_ = false;   // the client asked for it (and it may still be granted)
   bool close_after_ = false;  // the answer being written says connection: close
   bool draining_ = false;
-  bool read_stalled_ = false;               // counted once per stall
+  bool read_stalled_ = false;  // counted once per stall
+  // The client's and our address, read once per connection.
+  std::optional<std::pair<boost::asio::ip::tcp::endpoint, boost::asio::ip::tcp::endpoint>>
+      endpoints_;
   std::optional<RequestParser> parser_;     // while a request is being read
   std::optional<v1::Scope> unsent_open_;    // until the first body piece goes with it
   std::optional<ResponseFramer> response_;  // while a request is open

@@ -137,18 +137,16 @@ Task<void> HttpConsumer::Respond(int status, std::string body, Headers headers,
   co_await SendBody(std::move(body), false);
 }
 
+// StartResponse and SendBody are not coroutines themselves: they hand back Send's awaitable,
+// so a response costs no coroutine frame of theirs.
 Task<void> HttpConsumer::StartResponse(int status, Headers headers) {
   if (started_) throw std::logic_error("response already started");
   started_ = true;
-  // Events are built in named locals: GCC 12 destroys braced temporaries inside a co_await
-  // expression twice.
-  Event start = HttpResponseStart{status, std::move(headers), false};
-  co_await Send(std::move(start));
+  return Send(HttpResponseStart{status, std::move(headers), false});
 }
 
 Task<void> HttpConsumer::SendBody(std::string chunk, bool more) {
-  Event body = HttpResponseBody{std::move(chunk), more};
-  co_await Send(std::move(body));
+  return Send(HttpResponseBody{std::move(chunk), more});
 }
 
 }  // namespace sluice
