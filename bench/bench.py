@@ -291,20 +291,25 @@ def start_direct(ctx):
     return target
 
 
-def start_sluice(ctx, workers):
-    key = f"sluice-{workers}w"
+def start_sluice(ctx, workers, threads=None, build=None):
+    """One gateway and `workers` workers; `threads` event-loop threads in each process
+    (default: the processes' own default, one per usable core); binaries from `build`
+    (default: the tree under test)."""
+    key = f"sluice-{workers}w" + (f"-{threads}t" if threads else "") + ("-compare" if build else "")
+    thread_args = ["--threads", str(threads)] if threads else []
     procs = []
     addresses = []
     for i in range(workers):
         proc = Proc(f"{key}-worker{i + 1}", [
-            str(ctx.bin("demo/sluice-demo-worker")), "--listen", "127.0.0.1:0",
-            "--admin", "127.0.0.1:0", "--capacity", str(ctx.worker_capacity)], ctx.log_dir)
+            str(ctx.bin("demo/sluice-demo-worker", build)), "--listen", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0", "--capacity", str(ctx.worker_capacity)] + thread_args,
+            ctx.log_dir)
         procs.append(proc)
         match = proc.wait_line(r"^sluice-worker listening on ([^\s]+:\d+)$")
         addresses.append(match.group(1))
     gateway = Proc(f"{key}-gateway", [
-        str(ctx.bin("gateway/sluice-gateway")), "--listen", "127.0.0.1:0",
-        "--admin", "127.0.0.1:0", "--workers", ",".join(addresses)], ctx.log_dir)
+        str(ctx.bin("gateway/sluice-gateway", build)), "--listen", "127.0.0.1:0",
+        "--admin", "127.0.0.1:0", "--workers", ",".join(addresses)] + thread_args, ctx.log_dir)
     procs.insert(0, gateway)
     port = int(gateway.wait_line(r"^sluice-gateway listening on [^\s]+:(\d+)$").group(1))
     admin = int(gateway.wait_line(r"^sluice-gateway admin on [^\s]+:(\d+)$").group(1))
@@ -319,9 +324,12 @@ def start_sluice(ctx, workers):
         return match is None or int(match.group(1)) >= workers
 
     wait_until(ready, START_TIMEOUT, f"sluice gateway /readyz with {workers} workers ready")
-    target = Target(key, f"sluice 1+{workers}", "sluice", procs, port,
+    label = f"sluice 1+{workers}" + (f", {threads} thread each" if threads else "")
+    if build:
+        label += f" ({build.name})"
+    target = Target(key, label, "sluice", procs, port,
                     {"workers": workers, "worker_capacity": ctx.worker_capacity,
-                     "threads": "defaults (one per core)"})
+                     "threads": threads or "default (one per usable core)"})
     wait_hello(target)
     return target
 
@@ -731,7 +739,8 @@ def plot(results, stem):
             v, b = metric(t, section, key), metric(base, section, key) if base else None
             ratios.append(f"{v / b:.4f}" if v is not None and b else "NaN")
         rows.append(gnuplot_quote(t["label"]) + " " + " ".join(ratios))
-    if base and len(targets) > 1:
+    measured = any(r != "NaN" for row in rows for r in row.split()[-6:])
+    if base and len(targets) > 1 and measured:  # e.g. not for --only memory
         data = Path(f"{stem}-ratios.dat")
         data.write_text("# label http_rps ws_mps http_p50 http_p99 ws_p50 ws_p99 (x baseline)\n"
                         + "\n".join(rows) + "\n")
@@ -830,6 +839,7 @@ class Context:
         self.build = Path(args.build_dir)
         if not self.build.is_absolute():
             self.build = REPO / self.build
+        self.compare = Path(args.compare_build).resolve() if args.compare_build else None
         self.smoke = args.smoke
         self.duration = 1 if args.smoke else args.duration
         self.warmup = 0.3 if args.smoke else min(2.0, max(1.0, args.duration / 5))
@@ -847,8 +857,8 @@ class Context:
         except (OSError, AttributeError):
             return "unknown"
 
-    def bin(self, relative):
-        path = self.build / relative
+    def bin(self, relative, build=None):
+        path = (build or self.build) / relative
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise SetupError(f"{path} not found: build first (bench/run.sh builds it)")
         return path
@@ -1019,6 +1029,8 @@ def main():
                         help="WebSockets held for the memory figure (default 2000; smoke 200)")
     parser.add_argument("--no-peers", action="store_true", help="skip uvicorn and Daphne")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--compare-build", metavar="DIR",
+                        help="also run sluice 1+1 from this build tree (A/B of a change)")
     args = parser.parse_args()
     if not 1 <= args.duration <= 600:
         parser.error("--duration must be 1..600 seconds")
@@ -1054,7 +1066,11 @@ def main():
         if args.only != "scaling":
             starts = [("direct", lambda: start_direct(ctx)),
                       ("sluice 1+1", lambda: start_sluice(ctx, 1)),
-                      ("sluice 1+2", lambda: start_sluice(ctx, 2))]
+                      ("sluice 1+2", lambda: start_sluice(ctx, 2)),
+                      ("sluice 1+1, 1 thread each", lambda: start_sluice(ctx, 1, threads=1))]
+            if ctx.compare:
+                starts.append((f"sluice 1+1 ({ctx.compare.name})",
+                               lambda: start_sluice(ctx, 1, build=ctx.compare)))
             if args.smoke or args.no_peers:
                 results["skipped"].append({"target": "peers", "reason": "not in this mode"})
             else:

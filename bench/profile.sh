@@ -5,7 +5,9 @@
 # the flat profile of each process (self time by symbol, and by shared object) to
 # bench/results/profile-<timestamp>-<load>-{gateway,worker}.txt and prints the top of each.
 #
-#   bench/profile.sh [http|ws] [SECONDS]        (defaults: http, 10)
+#   bench/profile.sh [http|ws] [SECONDS] [THREADS]   (defaults: http, 10, the processes' own)
+#
+# THREADS is passed as --threads to the gateway and the worker.
 #
 # SLUICE_BUILD_DIR (default build-release) is the tree to profile; build it first (bench/run.sh
 # builds it). Needs wrk and perf (scripts/setup.sh bench).
@@ -13,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 load=${1:-http}
 seconds=${2:-10}
+threads=()
+if [[ -n ${3:-} ]]; then threads=(--threads "$3"); fi
 build=${SLUICE_BUILD_DIR:-build-release}
 out=bench/results
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -26,7 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a server in the background; waits (bounded) for its "<banner> listening on" line.
+# Starts a server in the background; waits (bounded) for its "<banner> listening on" line
+# and sets `port` to the port it names (not a command substitution: the server must be a
+# child of this shell, so its pid is ours to profile and to stop).
 start() {
   local name=$1 banner=$2
   shift 2
@@ -34,7 +40,7 @@ start() {
   pids+=($!)
   for _ in $(seq 200); do
     if grep -q "^$banner listening on" "$work/$name.out"; then
-      sed -n "s/^$banner listening on [^:]*:\([0-9]*\)$/\1/p" "$work/$name.out"
+      port=$(sed -n "s/^$banner listening on [^:]*:\([0-9]*\)$/\1/p" "$work/$name.out")
       return
     fi
     sleep 0.05
@@ -44,10 +50,10 @@ start() {
   exit 1
 }
 
-worker_port=$(start worker sluice-worker "$build/demo/sluice-demo-worker" --listen 127.0.0.1:0)
+start worker sluice-worker "$build/demo/sluice-demo-worker" --listen 127.0.0.1:0 "${threads[@]}"
 worker_pid=${pids[-1]}
-port=$(start gateway sluice-gateway "$build/gateway/sluice-gateway" --listen 127.0.0.1:0 \
-  --workers "127.0.0.1:$worker_port")
+start gateway sluice-gateway "$build/gateway/sluice-gateway" --listen 127.0.0.1:0 \
+  --workers "127.0.0.1:$port" "${threads[@]}"
 gateway_pid=${pids[-1]}
 for _ in $(seq 100); do
   curl -fs "http://127.0.0.1:$port/hello" >/dev/null && break
@@ -69,7 +75,17 @@ case $load in
     exit 2
     ;;
 esac
+# Context switches of every thread of a process so far.
+switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+declare -A switches_before
 perfs=()
+for name in gateway worker; do
+  pid_var=${name}_pid
+  switches_before[$name]=$(switches "${!pid_var}")
+done
 for name in gateway worker; do
   pid_var=${name}_pid
   perf record -e cpu-clock -F 999 -g -p "${!pid_var}" -o "$work/$name.data" \
@@ -80,15 +96,18 @@ done
 wait "${perfs[@]}" || true
 
 for name in gateway worker; do
+  pid_var=${name}_pid
   file="$out/profile-$stamp-$load-$name.txt"
   {
     echo "# sluice $name under $load load ($seconds s, $(nproc) cores, $build)"
     echo "## self time by symbol"
-    perf report -i "$work/$name.data" --stdio --no-children --sort symbol --percent-limit 0.8 \
-      2>/dev/null | grep -v '^#' | grep -E '^ +[0-9]' || true
+    perf report -i "$work/$name.data" --stdio --no-children -g none --sort symbol \
+      --percent-limit 0.8 2>/dev/null | grep -E '^ +[0-9]' | sed -E 's/[ -]+$//' || true
     echo "## self time by shared object"
-    perf report -i "$work/$name.data" --stdio --no-children --sort dso --percent-limit 0.5 \
-      2>/dev/null | grep -v '^#' | grep -E '^ +[0-9]' || true
+    perf report -i "$work/$name.data" --stdio --no-children -g none --sort dso \
+      --percent-limit 0.5 2>/dev/null | grep -E '^ +[0-9]' | sed -E 's/[ -]+$//' || true
+    echo "## context switches (all threads, voluntary + involuntary) during the run"
+    echo "$name: $(($(switches "${!pid_var}") - ${switches_before[$name]}))"
   } >"$file"
   echo "== $file"
   head -25 "$file"

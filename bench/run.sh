@@ -8,6 +8,7 @@
 #
 #   bench/run.sh [--duration SECS] [--smoke] [--only http|ws|memory|scaling] [--peers]
 #                [--no-peers] [--idle-sockets N] [--keep-logs] [--no-build]
+#                [--compare-build DIR]
 #
 #   --duration SECS   seconds per measured figure (default 10)
 #   --smoke           a few seconds in all: 1 s figures, 200 held sockets, no peers, no scaling
@@ -18,6 +19,9 @@
 #   --keep-logs       keep the servers' logs (kept anyway when something fails)
 #   --no-build        use the binaries in SLUICE_BUILD_DIR as they are (e.g. CI's own tree for
 #                     --smoke, whose figures do not matter), without configuring or building
+#   --compare-build DIR
+#                     also run sluice 1+1 from another build tree (say, a Release build of
+#                     the commit before a change), in the same run, under the same load
 #
 # SLUICE_BUILD_DIR (default build-release) is the Release tree; SLUICE_JOBS its build jobs.
 set -euo pipefail
@@ -31,7 +35,7 @@ while (($#)); do
     --peers) groups+=(peers) ;;
     --no-build) build_it=0 ;;
     --smoke | --no-peers | --keep-logs) args+=("$1") ;;
-    --duration | --only | --idle-sockets)
+    --duration | --only | --idle-sockets | --compare-build)
       if (($# < 2)); then
         echo "bench: $1 needs a value" >&2
         exit 2

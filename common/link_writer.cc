@@ -94,6 +94,10 @@ bool LinkWriter::StartLocked() {
   }
   heartbeat_due_ = false;
   if (stamp_) stamp_(frame_);
+  if (traffic_) {
+    traffic_->frames_sent.Inc();
+    traffic_->envelopes_sent.Inc(static_cast<uint64_t>(frame_.envelopes_size()));
+  }
   writing_ = true;
   last_write_ = std::chrono::steady_clock::now();
   return true;

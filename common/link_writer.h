@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/metrics.h"
 #include "common/outbox.h"
 #include "sluice/v1/link.pb.h"
 
@@ -27,8 +28,10 @@ class LinkWriter final {
   /// Must not call back into the writer.
   using Stamp = std::function<void(v1::Frame&)>;
 
-  explicit LinkWriter(Stamp stamp = nullptr, size_t max_frame_bytes = Outbox::kMaxFrameBytes)
-      : stamp_(std::move(stamp)), max_frame_bytes_(max_frame_bytes) {}
+  /// `traffic` (optional) counts the Frames and envelopes written.
+  explicit LinkWriter(Stamp stamp = nullptr, LinkTraffic* traffic = nullptr,
+                      size_t max_frame_bytes = Outbox::kMaxFrameBytes)
+      : stamp_(std::move(stamp)), traffic_(traffic), max_frame_bytes_(max_frame_bytes) {}
 
   /// Queues an Outbox's Frames (`bytes`: their estimated size).
   [[nodiscard]] bool Push(std::vector<v1::Frame>&& frames, size_t bytes);
@@ -57,6 +60,7 @@ class LinkWriter final {
   bool StartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Stamp stamp_;
+  LinkTraffic* const traffic_;
   const size_t max_frame_bytes_;
   mutable absl::Mutex mu_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);

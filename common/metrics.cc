@@ -31,6 +31,17 @@ void MetricsRegistry::AddGaugeFunction(const std::string& name, const std::strin
   Add(name, help, "", false).read = std::move(read);
 }
 
+LinkTraffic::LinkTraffic(MetricsRegistry& r, const std::string& prefix)
+    : frames_sent(r.AddCounter(prefix + "_link_frames_total",
+                               "Frames (gRPC messages) on the links to the other tier",
+                               R"(direction="sent")")),
+      envelopes_sent(r.AddCounter(prefix + "_link_envelopes_total",
+                                  "Envelopes (one connection's events) in the links' Frames",
+                                  R"(direction="sent")")),
+      frames_received(r.AddCounter(prefix + "_link_frames_total", "", R"(direction="received")")),
+      envelopes_received(
+          r.AddCounter(prefix + "_link_envelopes_total", "", R"(direction="received")")) {}
+
 std::string MetricsRegistry::Render() const {
   absl::MutexLock lock(&mu_);
   // A family's samples must be contiguous, whatever the registration order.

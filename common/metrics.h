@@ -90,4 +90,17 @@ class MetricsRegistry final {
   std::deque<Entry> entries_ ABSL_GUARDED_BY(mu_);  // a deque: references stay valid
 };
 
+/// What a process's links carried, each way: Frames (one gRPC message each) and the
+/// envelopes in them. Envelopes per Frame is how much the link batches.
+struct LinkTraffic {
+  /// Registers `<prefix>_link_frames_total` and `<prefix>_link_envelopes_total`, labelled
+  /// direction="sent" and "received".
+  LinkTraffic(MetricsRegistry& registry, const std::string& prefix);
+
+  Counter& frames_sent;
+  Counter& envelopes_sent;
+  Counter& frames_received;
+  Counter& envelopes_received;
+};
+
 }  // namespace sluice

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/inbound.h"
 #include "common/protocol.h"
 #include "gateway/http_session.h"
 #include "gateway/worker_pool.h"
@@ -67,13 +68,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   welcome.mutable_welcome()->set_protocol_version(kProtocolVersion);
   welcome.mutable_welcome()->set_capacity(10);
   welcome.mutable_welcome()->mutable_receive_window()->set_events(4);
-  FUZZ_CHECK(call->OnFrame(welcome));
+  FUZZ_CHECK(call->OnFrame(InboundFrame::Of(welcome)));
 
   size_t at = 0;
   while (at + 2 <= size) {
     const size_t n = std::min<size_t>(size - at - 2, (data[at] << 8) | data[at + 1]);
     at += 2;
-    v1::Frame frame;
+    // Parsed into an arena Frame, as the link reads it.
+    auto inbound = std::make_shared<InboundFrame>();
+    v1::Frame& frame = inbound->frame();
     const bool parsed = frame.ParseFromArray(data + at, static_cast<int>(n));
     at += n;
     if (!parsed) continue;  // the gRPC layer would have refused it
@@ -82,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       envelope.set_connection_id(ids[envelope.connection_id() % 3]);
       envelope.clear_open();  // workers do not open connections
     }
-    FUZZ_CHECK(call->OnFrame(frame));
+    FUZZ_CHECK(call->OnFrame(inbound));
     http.Run();
     http.ClientReads();
   }

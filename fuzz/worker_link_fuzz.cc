@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/inbound.h"
 #include "common/protocol.h"
 #include "demo/demo_app.h"
 #include "worker/link_session.h"
@@ -71,21 +72,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hello.mutable_hello()->set_protocol_version(kProtocolVersion);
   hello.mutable_hello()->mutable_receive_window()->set_events(4);
   hello.mutable_hello()->mutable_receive_window()->set_bytes(256);
-  session->OnFrame(hello);
+  session->OnFrame(InboundFrame::Of(hello));
   pump();
 
   size_t at = 0;
   while (at + 2 <= size && !wire.finished) {
     const size_t n = std::min<size_t>(size - at - 2, (data[at] << 8) | data[at + 1]);
     at += 2;
-    v1::Frame frame;
+    // Parsed into an arena Frame, as the link reads it.
+    auto inbound = std::make_shared<InboundFrame>();
+    v1::Frame& frame = inbound->frame();
     const bool parsed = frame.ParseFromArray(data + at, static_cast<int>(n));
     at += n;
     if (!parsed) continue;
     for (v1::Envelope& envelope : *frame.mutable_envelopes()) {
       envelope.set_connection_id(envelope.connection_id() % 4);
     }
-    session->OnFrame(frame);
+    session->OnFrame(inbound);
     pump();
   }
   session->End(grpc::Status::CANCELLED);

@@ -23,13 +23,13 @@ Options::Options() {
 Gateway::Gateway(Options options)
     : options_(std::move(options)), metrics_(std::make_unique<Metrics>(registry_)) {
   unsigned threads = options_.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0) threads = UsableCores();
   std::vector<Shard*> shards;
   for (unsigned i = 0; i < threads; ++i) {
     shards_.push_back(std::make_unique<Shard>(static_cast<uint16_t>(i)));
     shards.push_back(shards_.back().get());
   }
-  pool_ = std::make_unique<WorkerPool>(options_, shards);
+  pool_ = std::make_unique<WorkerPool>(options_, shards, &metrics_->link);
   context_ = std::make_unique<Context>(Context{options_, *pool_, *metrics_});
   registry_.AddGaugeFunction("sluice_gateway_workers_ready",
                              "Worker links ready for new connections",

@@ -140,15 +140,15 @@ void HttpSession::BeginRequest() {
     return Answer(503, "Service Unavailable: too many connections\n",
                   &metrics.rejected_max_connections);
   }
-  if (!endpoints_) {  // once per connection, not per request: two system calls
+  if (!addresses_) {  // once per connection, not per request: two system calls, formatting
     beast::error_code ec;
-    auto client = transport().remote_endpoint(ec);
-    auto server = transport().local_endpoint(ec);
+    const auto client = transport().remote_endpoint(ec);
+    const auto server = transport().local_endpoint(ec);
     if (ec) return ClientGone();
-    endpoints_.emplace(client, server);
+    addresses_.emplace(ToAddress(client), ToAddress(server));
   }
-  auto scope = BuildScope(request, parser_->fields(), upgrade, endpoints_->first,
-                          endpoints_->second, context_.options.root_path);
+  auto scope = BuildScope(request, parser_->fields(), upgrade, addresses_->first,
+                          addresses_->second, context_.options.root_path);
   if (!scope.ok()) return Answer(400, "Bad Request\n", &metrics.rejected_bad_request);
   if (upgrade) {
     unsent_open_ = *std::move(scope);

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -77,9 +76,8 @@ class HttpSession final : public ClientSession {
   bool close_after_ = false;  // the answer being written says connection: close
   bool draining_ = false;
   bool read_stalled_ = false;  // counted once per stall
-  // The client's and our address, read once per connection.
-  std::optional<std::pair<boost::asio::ip::tcp::endpoint, boost::asio::ip::tcp::endpoint>>
-      endpoints_;
+  // The client's and our address as scopes carry them, made once per connection.
+  std::optional<std::pair<v1::Address, v1::Address>> addresses_;
   std::optional<RequestParser> parser_;     // while a request is being read
   std::optional<v1::Scope> unsent_open_;    // until the first body piece goes with it
   std::optional<ResponseFramer> response_;  // while a request is open

@@ -25,7 +25,9 @@ int main(int argc, char** argv) {
   CLI::App cli{"sluice gateway: holds client HTTP and WebSocket sockets for sluice workers"};
   cli.add_option("--listen", listen, "HOST:PORT for clients (port 0: any)")->capture_default_str();
   cli.add_option("--workers", workers, "HOST:PORT[,HOST:PORT...] of workers")->required();
-  cli.add_option("--threads", options.threads, "client socket threads (0: one per core)")
+  cli.add_option("--threads", options.threads,
+                 "client socket threads (0: one per usable core: CPU affinity, capped by the "
+                 "cgroup CPU quota)")
       ->capture_default_str();
   cli.add_option("--gateway-id", options.gateway_id, "name in logs and metrics")
       ->capture_default_str();
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
     options.admin = *admin_address;
   }
 
+  sluice::ConfigureMutexChecks();
   sluice::BlockStopSignals();  // before any thread starts; main waits for them below
 
   sluice::gateway::Gateway gateway(options);

@@ -57,6 +57,7 @@ Metrics::Metrics(MetricsRegistry& r)
           "an event not valid in the connection's state)")),
       drained(r.AddCounter("sluice_gateway_drained_total",
                            "Connections closed by a gateway drain (WebSocket close 1001, HTTP "
-                           "closed after its response)")) {}
+                           "closed after its response)")),
+      link(r, "sluice_gateway") {}
 
 }  // namespace sluice::gateway

@@ -43,6 +43,8 @@ struct Metrics {
   Counter& worker_lost;  // connections ended because their worker's link broke
   Counter& worker_protocol_errors;
   Counter& drained;
+
+  LinkTraffic link;  // Frames and envelopes on the worker links
 };
 
 }  // namespace sluice::gateway

@@ -16,7 +16,7 @@ struct Options {
   HostPort listen{"127.0.0.1", 8000};
   std::vector<HostPort> workers;
   std::string gateway_id;  // default: hostname-pid
-  unsigned threads = 0;    // client-socket threads; 0: one per core
+  unsigned threads = 0;    // client-socket threads; 0: UsableCores()
   std::string root_path;   // ASGI root_path: where the application is mounted
   /// Initial per-connection credit granted to workers: the bound of each connection's
   /// client-bound queue. Default: kDefaultWindow (common/protocol.h).

@@ -9,15 +9,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-void SetAddress(const boost::asio::ip::tcp::endpoint& endpoint, v1::Address* out) {
-  auto address = endpoint.address();
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
-  }
-  out->set_host(address.to_string());
-  out->set_port(endpoint.port());
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -26,10 +17,20 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
+v1::Address ToAddress(const boost::asio::ip::tcp::endpoint& endpoint) {
+  auto address = endpoint.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
+  }
+  v1::Address out;
+  out.set_host(address.to_string());
+  out.set_port(endpoint.port());
+  return out;
+}
+
 absl::StatusOr<v1::Scope> BuildScope(const http::request_header<>& request, const FieldList& fields,
-                                     bool websocket, const boost::asio::ip::tcp::endpoint& client,
-                                     const boost::asio::ip::tcp::endpoint& server,
-                                     std::string_view root_path) {
+                                     bool websocket, const v1::Address& client,
+                                     const v1::Address& server, std::string_view root_path) {
   v1::Scope scope;
   scope.set_type(websocket ? v1::Scope::TYPE_WEBSOCKET : v1::Scope::TYPE_HTTP);
   scope.set_http_version(request.version() == 10 ? "1.0" : "1.1");
@@ -77,8 +78,8 @@ absl::StatusOr<v1::Scope> BuildScope(const http::request_header<>& request, cons
       }
     }
   }
-  SetAddress(client, scope.mutable_client());
-  SetAddress(server, scope.mutable_server());
+  *scope.mutable_client() = client;
+  *scope.mutable_server() = server;
   return scope;
 }
 

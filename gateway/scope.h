@@ -15,8 +15,11 @@ namespace sluice::gateway {
 /// in the order sent with duplicates, subprotocols from every Sec-WebSocket-Protocol field.
 absl::StatusOr<v1::Scope> BuildScope(const boost::beast::http::request_header<>& request,
                                      const FieldList& fields, bool websocket,
-                                     const boost::asio::ip::tcp::endpoint& client,
-                                     const boost::asio::ip::tcp::endpoint& server,
+                                     const v1::Address& client, const v1::Address& server,
                                      std::string_view root_path);
+
+/// An endpoint as a scope carries it; an IPv4-mapped IPv6 address as plain IPv4. Built once
+/// per connection: formatting an address costs more than the rest of a small request's scope.
+v1::Address ToAddress(const boost::asio::ip::tcp::endpoint& endpoint);
 
 }  // namespace sluice::gateway

@@ -24,13 +24,13 @@ void Shard::Unregister(uint64_t id) {
   registered_.store(endpoints_.size(), std::memory_order_relaxed);
 }
 
-void Shard::Deliver(std::vector<v1::Envelope>&& batch) {
+void Shard::Deliver(InboundBatch&& batch) {
   boost::asio::post(io_, [this, batch = std::move(batch)]() mutable {
-    for (v1::Envelope& envelope : batch) {
-      const auto it = endpoints_.find(envelope.connection_id());
+    for (v1::Envelope* envelope : batch.envelopes) {
+      const auto it = endpoints_.find(envelope->connection_id());
       if (it == endpoints_.end()) continue;  // the client left; the worker learns it anyway
       auto endpoint = it->second.endpoint;   // may unregister itself while handling
-      endpoint->OnEnvelope(envelope);
+      endpoint->OnEnvelope(*envelope);
     }
   });
 }

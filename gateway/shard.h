@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/inbound.h"
 #include "gateway/endpoint.h"
 
 namespace sluice::gateway {
@@ -50,7 +51,8 @@ class Shard final {
   /// Connections with an instance open on a worker; readable from any thread.
   size_t registered() const { return registered_.load(std::memory_order_relaxed); }
 
-  void Deliver(std::vector<v1::Envelope>&& batch);
+  /// Hands each envelope of a received Frame's batch to its connection, on this thread.
+  void Deliver(InboundBatch&& batch);
   /// Unregisters every connection of link generation `link` and tells each it is lost.
   void LinkLost(uint64_t link);
 

@@ -20,6 +20,7 @@ LinkCall::LinkCall(WorkerLink& owner, const Options& options, std::vector<Shard*
       options_(options),
       shards_(std::move(shards)),
       generation_(g_next_generation.fetch_add(1, std::memory_order_relaxed)),
+      writer_(nullptr, owner.traffic()),
       outboxes_(shards_.size()),
       last_read_ns_(MonotonicNanos()) {}
 
@@ -36,7 +37,8 @@ void LinkCall::Start(v1::Link::Stub& stub) {
   *h->mutable_receive_window() = options_.receive_window;
   h->set_heartbeat_interval_ms(static_cast<uint32_t>(options_.heartbeat_interval.count()));
   if (writer_.PushFrame(std::move(hello))) StartWrite(writer_.frame());
-  StartRead(&in_);
+  in_ = std::make_shared<InboundFrame>();
+  StartRead(&in_->frame());
   StartCall();
 }
 
@@ -84,16 +86,22 @@ void LinkCall::OnReadDone(bool ok) {
     return;
   }
   last_read_ns_.store(MonotonicNanos());
-  if (!OnFrame(in_)) {
+  // The next read gets a fresh Frame; this one goes to the shards, which free it.
+  const std::shared_ptr<InboundFrame> frame = std::exchange(in_, std::make_shared<InboundFrame>());
+  if (LinkTraffic* traffic = owner_.traffic()) {
+    traffic->frames_received.Inc();
+    traffic->envelopes_received.Inc(static_cast<uint64_t>(frame->frame().envelopes_size()));
+  }
+  if (!OnFrame(frame)) {
     context_.TryCancel();
     EndRead();
     return;
   }
-  in_ = v1::Frame();  // Clear would keep the payloads' memory
-  StartRead(&in_);
+  StartRead(&in_->frame());
 }
 
-bool LinkCall::OnFrame(v1::Frame& frame) {
+bool LinkCall::OnFrame(const std::shared_ptr<InboundFrame>& inbound) {
+  v1::Frame& frame = inbound->frame();
   if (!ready() && !HandleWelcome(frame)) return false;
   if (frame.has_capacity()) {
     const v1::Capacity& c = frame.capacity();
@@ -103,15 +111,17 @@ bool LinkCall::OnFrame(v1::Frame& frame) {
     draining_.store(c.draining(), std::memory_order_relaxed);
   }
   if (frame.envelopes_size() > 0) {
-    std::vector<std::vector<v1::Envelope>> batches(shards_.size());
+    std::vector<InboundBatch> batches(shards_.size());
     for (v1::Envelope& envelope : *frame.mutable_envelopes()) {
       const uint16_t shard = Shard::IndexOf(envelope.connection_id());
       if (shard >= shards_.size()) continue;  // not an id we issued
       if (envelope.has_close()) assigned_.fetch_sub(1, std::memory_order_relaxed);
-      batches[shard].push_back(std::move(envelope));
+      batches[shard].envelopes.push_back(&envelope);
     }
     for (size_t i = 0; i < batches.size(); ++i) {
-      if (!batches[i].empty()) shards_[i]->Deliver(std::move(batches[i]));
+      if (batches[i].envelopes.empty()) continue;
+      batches[i].frame = inbound;
+      shards_[i]->Deliver(std::move(batches[i]));
     }
   }
   return true;
@@ -170,8 +180,12 @@ void LinkCall::OnDone(const grpc::Status& status) {
 // ---- WorkerLink --------------------------------------------------------------------------
 
 WorkerLink::WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
-                       boost::asio::io_context& control)
-    : address_(std::move(address)), options_(options), shards_(std::move(shards)), retry_(control) {
+                       boost::asio::io_context& control, LinkTraffic* traffic)
+    : address_(std::move(address)),
+      options_(options),
+      shards_(std::move(shards)),
+      traffic_(traffic),
+      retry_(control) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -269,10 +283,11 @@ void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
 
 // ---- WorkerPool --------------------------------------------------------------------------
 
-WorkerPool::WorkerPool(const Options& options, const std::vector<Shard*>& shards)
+WorkerPool::WorkerPool(const Options& options, const std::vector<Shard*>& shards,
+                       LinkTraffic* traffic)
     : tick_(control_), interval_(options.heartbeat_interval) {
   for (const HostPort& address : options.workers) {
-    links_.push_back(std::make_unique<WorkerLink>(address, options, shards, control_));
+    links_.push_back(std::make_unique<WorkerLink>(address, options, shards, control_, traffic));
   }
 }
 

@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/host_port.h"
+#include "common/inbound.h"
 #include "common/link_writer.h"
 #include "common/outbox.h"
 #include "gateway/link.h"
@@ -45,7 +46,7 @@ class LinkCall final : public Link,
 
   /// Everything a received Frame does: the Welcome, the worker's load, the envelopes
   /// handed to their shards. False when the link must be dropped (no Welcome first).
-  bool OnFrame(v1::Frame& frame);
+  bool OnFrame(const std::shared_ptr<InboundFrame>& inbound);
   void Tick();
   void Cancel() { context_.TryCancel(); }
 
@@ -77,8 +78,8 @@ class LinkCall final : public Link,
   const uint64_t generation_;
   grpc::ClientContext context_;
   LinkWriter writer_;
-  std::vector<Outbox> outboxes_;  // one per shard, touched only on its thread
-  v1::Frame in_;                  // owned by the read in flight
+  std::vector<Outbox> outboxes_;      // one per shard, touched only on its thread
+  std::shared_ptr<InboundFrame> in_;  // owned by the read in flight
   std::shared_ptr<LinkCall> self_;
   std::atomic<bool> read_ended_ = false;
   std::atomic<bool> hold_removed_ = false;
@@ -101,8 +102,9 @@ class LinkCall final : public Link,
 /// Thread-safety: all methods from any thread.
 class WorkerLink final {
  public:
+  /// `traffic` (optional) counts what its calls carry.
   WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
-             boost::asio::io_context& control);
+             boost::asio::io_context& control, LinkTraffic* traffic = nullptr);
   void Connect();
   /// The current call if it takes new connections.
   std::shared_ptr<LinkCall> admitting_call();
@@ -116,6 +118,7 @@ class WorkerLink final {
   /// a cancelled call; nothing the call touches may be torn down before.
   void AwaitEnded();
   const HostPort& address() const { return address_; }
+  LinkTraffic* traffic() const { return traffic_; }
 
  private:
   friend class LinkCall;
@@ -128,6 +131,7 @@ class WorkerLink final {
   const std::vector<Shard*> shards_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Link::Stub> stub_;
+  LinkTraffic* const traffic_;
   boost::asio::steady_timer retry_;
   absl::Mutex mu_;
   std::shared_ptr<LinkCall> call_ ABSL_GUARDED_BY(mu_);
@@ -142,7 +146,8 @@ class WorkerLink final {
 /// Thread-safety: all methods from any thread.
 class WorkerPool final : public LinkPicker {
  public:
-  WorkerPool(const Options& options, const std::vector<Shard*>& shards);
+  WorkerPool(const Options& options, const std::vector<Shard*>& shards,
+             LinkTraffic* traffic = nullptr);
   ~WorkerPool() override;
   void Start();
   /// Ends every link, waits until gRPC is done with each, and stops the control loop (the

@@ -14,13 +14,15 @@ namespace net = boost::asio;
 LinkSession::LinkSession(Runtime& runtime, std::string peer, Wire* wire)
     : runtime_(runtime),
       peer_(std::move(peer)),
-      writer_([this](v1::Frame& frame) {
-        v1::Capacity* capacity = frame.mutable_capacity();
-        capacity->set_capacity(runtime_.options().capacity);
-        capacity->set_active_total(runtime_.active());
-        capacity->set_active_link(active_.load(std::memory_order_relaxed));
-        capacity->set_draining(runtime_.draining());
-      }),
+      writer_(
+          [this](v1::Frame& frame) {
+            v1::Capacity* capacity = frame.mutable_capacity();
+            capacity->set_capacity(runtime_.options().capacity);
+            capacity->set_active_total(runtime_.active());
+            capacity->set_active_link(active_.load(std::memory_order_relaxed));
+            capacity->set_draining(runtime_.draining());
+          },
+          &runtime.metrics().link),
       loops_(runtime.loops()),
       last_read_ns_(MonotonicNanos()),
       link_gauge_(runtime.metrics().links, 1),
@@ -32,6 +34,8 @@ void LinkSession::Detach() {
   absl::MutexLock lock(&mu_);
   wire_ = nullptr;
 }
+
+LinkTraffic& LinkSession::traffic() { return runtime_.metrics().link; }
 
 bool LinkSession::ending() const {
   absl::MutexLock lock(&mu_);
@@ -94,11 +98,12 @@ void LinkSession::Tick() {
   }
 }
 
-void LinkSession::OnFrame(v1::Frame& frame) {
+void LinkSession::OnFrame(const std::shared_ptr<InboundFrame>& inbound) {
+  v1::Frame& frame = inbound->frame();
   last_read_ns_.store(MonotonicNanos());
   if (!greeted_.load(std::memory_order_acquire) && !HandleHello(frame)) return;
   if (frame.envelopes_size() == 0) return;
-  std::vector<std::vector<v1::Envelope>> batches(loops_.size());
+  std::vector<InboundBatch> batches(loops_.size());
   std::vector<std::pair<uint64_t, const char*>> rejected;
   {
     absl::MutexLock lock(&mu_);
@@ -130,23 +135,25 @@ void LinkSession::OnFrame(v1::Frame& frame) {
         if (it == routes_.end()) continue;  // its instance ended; this crossed its Close
         loop = it->second;
       }
-      batches[loop].push_back(std::move(envelope));
+      batches[loop].envelopes.push_back(&envelope);
     }
   }
   for (const auto& [id, why] : rejected) Reject(id, why);
   for (unsigned loop = 0; loop < batches.size(); ++loop) {
-    if (batches[loop].empty()) continue;
+    if (batches[loop].envelopes.empty()) continue;
+    batches[loop].frame = inbound;
     net::post(runtime_.loop(loop),
-              [self = shared_from_this(), loop, batch = std::move(batches[loop])]() mutable {
+              [self = shared_from_this(), loop, batch = std::move(batches[loop])] {
                 self->HandleOnLoop(loop, batch);
               });
   }
 }
 
-void LinkSession::HandleOnLoop(unsigned loop, std::vector<v1::Envelope>& batch) {
+void LinkSession::HandleOnLoop(unsigned loop, const InboundBatch& batch) {
   LoopState& state = loops_[loop];
   const Options& options = runtime_.options();
-  for (v1::Envelope& envelope : batch) {
+  for (v1::Envelope* pointer : batch.envelopes) {
+    v1::Envelope& envelope = *pointer;
     const uint64_t id = envelope.connection_id();
     std::shared_ptr<Instance> instance;
     if (envelope.has_open()) {
@@ -280,14 +287,18 @@ void LinkSession::OnWriteDone(bool ok) {
 LinkReactor::LinkReactor(Runtime& runtime, grpc::CallbackServerContext* context)
     : session_(std::make_shared<LinkSession>(runtime, context->peer(), this)) {
   runtime.AddLink(session_);
-  StartRead(&in_);
+  StartRead(&in_->frame());
 }
 
 void LinkReactor::OnReadDone(bool ok) {
   if (!ok) return session_->OnReadEnded();
-  session_->OnFrame(in_);
-  in_ = v1::Frame();  // Clear would keep the payloads' memory
-  if (!session_->ending()) StartRead(&in_);
+  // The next read gets a fresh Frame; this one goes to the loops, which free it.
+  const std::shared_ptr<InboundFrame> frame = std::exchange(in_, std::make_shared<InboundFrame>());
+  LinkTraffic& traffic = session_->traffic();
+  traffic.frames_received.Inc();
+  traffic.envelopes_received.Inc(static_cast<uint64_t>(frame->frame().envelopes_size()));
+  session_->OnFrame(frame);
+  if (!session_->ending()) StartRead(&in_->frame());
 }
 
 void LinkReactor::OnDone() {

@@ -12,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/inbound.h"
 #include "common/link_writer.h"
 #include "common/metrics.h"
 #include "common/outbox.h"
@@ -47,13 +48,15 @@ class LinkSession final : public InstanceHost, public std::enable_shared_from_th
 
   // From the stream.
   /// Everything a received Frame does. A protocol violation ends the stream.
-  void OnFrame(v1::Frame& frame);
+  void OnFrame(const std::shared_ptr<InboundFrame>& inbound);
   void OnWriteDone(bool ok);
   /// The read side has ended (the gateway closed or the stream broke).
   void OnReadEnded() { EndStream(grpc::Status::OK); }
   /// The Wire is gone (gRPC is done with the stream).
   void Detach();
   bool ending() const;
+  /// The process's link counters (the reactor counts what it reads).
+  LinkTraffic& traffic();
 
   // From any thread.
   /// A heartbeat when idle; gives up on a silent gateway.
@@ -81,7 +84,7 @@ class LinkSession final : public InstanceHost, public std::enable_shared_from_th
 
   bool HandleHello(const v1::Frame& frame);
   /// On loop `loop`: the envelopes of one Frame for instances there.
-  void HandleOnLoop(unsigned loop, std::vector<v1::Envelope>& batch);
+  void HandleOnLoop(unsigned loop, const InboundBatch& batch);
   void Reject(uint64_t id, std::string_view why);
   void Flush(unsigned loop);
   void StartWrite();
@@ -133,7 +136,7 @@ class LinkReactor final : public grpc::ServerBidiReactor<v1::Frame, v1::Frame>,
   void OnDone() override;
 
   std::shared_ptr<LinkSession> session_;
-  v1::Frame in_;  // owned by the read in flight
+  std::shared_ptr<InboundFrame> in_ = std::make_shared<InboundFrame>();  // the read in flight
 };
 
 }  // namespace sluice::worker

@@ -18,6 +18,7 @@ Metrics::Metrics(MetricsRegistry& r)
                                    "Link protocol violations by gateways")),
       close_timeouts(r.AddCounter("sluice_worker_close_timeouts_total",
                                   "Consumers cancelled for not returning within --close-timeout "
-                                  "of their disconnect")) {}
+                                  "of their disconnect")),
+      link(r, "sluice_worker") {}
 
 }  // namespace sluice::worker

@@ -16,6 +16,8 @@ struct Metrics {
   Counter& send_stalls;      // sends that waited for credit (a slow client)
   Counter& protocol_errors;  // gateways that broke the link protocol
   Counter& close_timeouts;   // consumers cancelled for not returning after their disconnect
+
+  LinkTraffic link;  // Frames and envelopes on the gateway links
 };
 
 }  // namespace sluice::worker

@@ -19,7 +19,9 @@ int RunWorker(Application& app, int argc, char** argv) {
   cli.add_option("--capacity", options.capacity, "most connections served at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cli.add_option("--threads", options.threads, "consumer threads (0: one per core)")
+  cli.add_option(
+         "--threads", options.threads,
+         "consumer threads (0: one per usable core: CPU affinity, capped by the cgroup CPU quota)")
       ->capture_default_str();
   cli.add_option("--worker-id", options.worker_id, "name in logs and metrics")
       ->capture_default_str();
@@ -60,6 +62,7 @@ int RunWorker(Application& app, int argc, char** argv) {
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
 
+  ConfigureMutexChecks();
   BlockStopSignals();  // before gRPC starts its threads; waited for below
 
   worker::Runtime runtime(app, options);

@@ -21,7 +21,7 @@ Options::Options() {
 namespace {
 
 std::vector<std::unique_ptr<boost::asio::io_context>> MakeLoops(unsigned threads) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0) threads = UsableCores();
   std::vector<std::unique_ptr<boost::asio::io_context>> loops;
   for (unsigned i = 0; i < threads; ++i)
     loops.push_back(std::make_unique<boost::asio::io_context>(1));

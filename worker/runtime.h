@@ -33,7 +33,7 @@ struct Options {
   uint32_t capacity = 10000;
   /// Event loops running consumers, one thread each (the gRPC library keeps its own few
   /// threads for the link).
-  unsigned threads = 0;  // 0: one per core
+  unsigned threads = 0;  // 0: UsableCores()
   /// Initial per-connection credit granted to gateways: the bound of each instance's inbox.
   /// Default: kDefaultWindow (common/protocol.h).
   v1::Window receive_window;

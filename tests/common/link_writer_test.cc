@@ -78,7 +78,7 @@ TEST(LinkWriterTest, PushAfterWriteDoneStartsAgain) {
 
 TEST(LinkWriterTest, LargeBacklogIsSplitIntoFramesInOrder) {
   const size_t one = EstimateBytes(MakeEnvelope(1));
-  LinkWriter writer(nullptr, 2 * one);
+  LinkWriter writer(nullptr, nullptr, 2 * one);
   ASSERT_TRUE(writer.Push(MakeEnvelope(1)));
   for (uint64_t id = 2; id <= 6; ++id) EXPECT_FALSE(writer.Push(MakeEnvelope(id)));
   ASSERT_TRUE(writer.WriteDone());

@@ -4,6 +4,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/inbound.h"
 #include "common/protocol.h"
 #include "gateway/shard.h"
 #include "gateway/worker_pool.h"
@@ -59,19 +60,19 @@ class LinkCallTest : public ::testing::Test {
 TEST_F(LinkCallTest, AFirstFrameThatIsNotAWelcomeDropsTheLink) {
   v1::Frame frame;
   frame.mutable_heartbeat();
-  EXPECT_FALSE(call_->OnFrame(frame));
+  EXPECT_FALSE(call_->OnFrame(InboundFrame::Of(frame)));
   EXPECT_FALSE(call_->ready());
 }
 
 TEST_F(LinkCallTest, AWelcomeOfAnotherVersionDropsTheLink) {
   v1::Frame frame = Welcome(10);
   frame.mutable_welcome()->set_protocol_version(kProtocolVersion + 1);
-  EXPECT_FALSE(call_->OnFrame(frame));
+  EXPECT_FALSE(call_->OnFrame(InboundFrame::Of(frame)));
 }
 
 TEST_F(LinkCallTest, WelcomeMakesItReadyWithTheWorkersWindowAndCapacity) {
   v1::Frame frame = Welcome(10);
-  ASSERT_TRUE(call_->OnFrame(frame));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(frame)));
   EXPECT_TRUE(call_->ready());
   EXPECT_TRUE(call_->admitting());
   EXPECT_EQ(call_->worker_window().events(), 8u);
@@ -82,22 +83,22 @@ TEST_F(LinkCallTest, WelcomeMakesItReadyWithTheWorkersWindowAndCapacity) {
 
 TEST_F(LinkCallTest, CapacityAdvertsAndDrainingAreTracked) {
   v1::Frame welcome = Welcome(10);
-  ASSERT_TRUE(call_->OnFrame(welcome));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(welcome)));
   v1::Frame frame;
   frame.mutable_capacity()->set_capacity(10);
   frame.mutable_capacity()->set_active_total(7);
   frame.mutable_capacity()->set_active_link(2);  // 5 for other gateways
-  ASSERT_TRUE(call_->OnFrame(frame));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(frame)));
   EXPECT_EQ(call_->FreeSlots(), 5);
   frame.mutable_capacity()->set_draining(true);
-  ASSERT_TRUE(call_->OnFrame(frame));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(frame)));
   EXPECT_FALSE(call_->admitting()) << "a draining worker gets no new connections";
   EXPECT_TRUE(call_->ready());
 }
 
 TEST_F(LinkCallTest, EnvelopesReachTheirConnectionsOnTheirShards) {
   v1::Frame welcome = Welcome(10);
-  ASSERT_TRUE(call_->OnFrame(welcome));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(welcome)));
   auto on0 = std::make_shared<RecordingEndpoint>();
   auto on1 = std::make_shared<RecordingEndpoint>();
   const uint64_t id0 = shards_[0]->Register(on0, call_->generation());
@@ -110,7 +111,7 @@ TEST_F(LinkCallTest, EnvelopesReachTheirConnectionsOnTheirShards) {
   }
   v1::Envelope* foreign = frame.add_envelopes();
   foreign->set_connection_id(uint64_t{9} << 48);  // a shard that does not exist
-  ASSERT_TRUE(call_->OnFrame(frame));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(frame)));
   RunShards();
   ASSERT_EQ(on0->received.size(), 1u);
   ASSERT_EQ(on1->received.size(), 2u);
@@ -119,7 +120,7 @@ TEST_F(LinkCallTest, EnvelopesReachTheirConnectionsOnTheirShards) {
 
 TEST_F(LinkCallTest, ClosesGiveTheirSlotsBack) {
   v1::Frame welcome = Welcome(3);
-  ASSERT_TRUE(call_->OnFrame(welcome));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(welcome)));
   call_->Reserve();
   call_->Reserve();
   EXPECT_EQ(call_->FreeSlots(), 1);
@@ -127,7 +128,7 @@ TEST_F(LinkCallTest, ClosesGiveTheirSlotsBack) {
   v1::Envelope* close = frame.add_envelopes();
   close->set_connection_id(1);
   close->mutable_close()->set_reason(v1::Close::REASON_DONE);
-  ASSERT_TRUE(call_->OnFrame(frame));
+  ASSERT_TRUE(call_->OnFrame(InboundFrame::Of(frame)));
   EXPECT_EQ(call_->FreeSlots(), 2);
 }
 

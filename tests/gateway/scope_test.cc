@@ -25,7 +25,8 @@ class BuildScopeTest : public ::testing::Test {
   }
 
   absl::StatusOr<v1::Scope> Build(bool websocket = false, std::string_view root_path = "") {
-    return BuildScope(request_, fields_, websocket, client_, server_, root_path);
+    return BuildScope(request_, fields_, websocket, ToAddress(client_), ToAddress(server_),
+                      root_path);
   }
 
   static Pairs Headers(const v1::Scope& scope) {
@@ -262,7 +263,8 @@ TEST(BuildScopeFromParserTest, ParsedRequestKeepsFieldOrder) {
   ASSERT_FALSE(ec) << ec.message();
   const tcp::endpoint client(make_address("::ffff:192.0.2.1"), 1);
   const tcp::endpoint server(make_address("::ffff:192.0.2.2"), 2);
-  const auto scope = BuildScope(parser.header(), parser.fields(), false, client, server, "");
+  const auto scope =
+      BuildScope(parser.header(), parser.fields(), false, ToAddress(client), ToAddress(server), "");
   ASSERT_TRUE(scope.ok()) << scope.status();
   EXPECT_EQ(scope->method(), "GET");
   EXPECT_EQ(scope->http_version(), "1.0");

@@ -168,7 +168,14 @@ class SessionHarness {
   }
 
   /// Hands envelopes from the "worker" to the shard, as a link does.
-  void WorkerSends(std::vector<v1::Envelope> batch) {
+  void WorkerSends(const std::vector<v1::Envelope>& envelopes) {
+    InboundBatch batch{std::make_shared<InboundFrame>(), {}};
+    for (const v1::Envelope& envelope : envelopes) {
+      *batch.frame->frame().add_envelopes() = envelope;
+    }
+    for (v1::Envelope& envelope : *batch.frame->frame().mutable_envelopes()) {
+      batch.envelopes.push_back(&envelope);
+    }
     shard_.Deliver(std::move(batch));
     Run();
   }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/inbound.h"
 #include "common/protocol.h"
 #include "sluice/http_consumer.h"
 #include "sluice/router.h"
@@ -100,7 +101,7 @@ class LinkSessionTest : public ::testing::Test {
     }
   }
   void Receive(v1::Frame frame) {
-    session_->OnFrame(frame);
+    session_->OnFrame(InboundFrame::Of(frame));
     Pump();
   }
   void Greet() {
@@ -240,7 +241,8 @@ TEST_F(LinkSessionTest, GatewayOverrunningAnInstancesWindowIsCounted) {
   flood.set_connection_id(1);
   for (int i = 0; i < 8; ++i) flood.add_events()->mutable_websocket_receive()->set_data("x");
   *frame.add_envelopes() = flood;
-  session_->OnFrame(frame);  // delivered in one turn: the consumer cannot catch up
+  session_->OnFrame(
+      InboundFrame::Of(frame));  // delivered in one turn: the consumer cannot catch up
   Pump();
   EXPECT_EQ(runtime_->metrics().protocol_errors.value(), 1u);
   EXPECT_EQ(session_->active(), 0u);
