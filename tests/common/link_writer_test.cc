@@ -49,6 +49,25 @@ TEST(LinkWriterTest, FirstPushStartsAWrite) {
   EXPECT_EQ(writer.queued_bytes(), 0u);
 }
 
+TEST(LinkWriterTest, CountsTheFramesAndEnvelopesItWrites) {
+  MetricsRegistry registry;
+  LinkTraffic traffic(registry, "sluice_test");
+  LinkWriter writer(nullptr, &traffic);
+  ASSERT_TRUE(writer.Push(MakeEnvelope(1)));
+  EXPECT_FALSE(writer.Push(MakeEnvelope(2)));
+  EXPECT_FALSE(writer.Push(MakeEnvelope(3)));
+  ASSERT_TRUE(writer.WriteDone());  // 2 and 3 go out merged
+  EXPECT_FALSE(writer.WriteDone());
+  EXPECT_EQ(traffic.frames_sent.value(), 2u);
+  EXPECT_EQ(traffic.envelopes_sent.value(), 3u);
+  EXPECT_EQ(traffic.frames_received.value(), 0u);
+  const std::string text = registry.Render();
+  EXPECT_NE(text.find("sluice_test_link_frames_total{direction=\"sent\"} 2"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_test_link_envelopes_total{direction=\"sent\"} 3"), std::string::npos)
+      << text;
+}
+
 TEST(LinkWriterTest, PushesDuringAWriteGoOutTogetherInTheNextFrame) {
   LinkWriter writer;
   ASSERT_TRUE(writer.Push(MakeEnvelope(1)));
