@@ -8,7 +8,7 @@ google::protobuf::ArenaOptions Options() {
   // A busy link's Frame carries tens of envelopes of a few hundred bytes of messages each;
   // an idle one a heartbeat. Blocks grow from 2 KiB as a Frame needs them.
   options.start_block_size = 2048;
-  options.max_block_size = 64 * 1024;
+  options.max_block_size = size_t{64} << 10;
   return options;
 }
 
