@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,13 +13,19 @@
 
 namespace sluice::layer::testing {
 
-/// Runs `io` until `done()` or until it has nothing left to do (then the test fails at the
-/// caller, instead of hanging).
+/// Runs `io` until `done()`, until it has nothing left to do, or for at most `limit` (then
+/// the test fails at the caller, instead of hanging). Returns done().
 template <class Done>
-void RunUntil(boost::asio::io_context& io, Done done) {
+bool RunUntil(boost::asio::io_context& io, Done done,
+              std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   io.restart();
-  while (!done() && io.run_one()) {
+  while (!done() && !io.stopped()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    io.run_one_for(deadline - now);
   }
+  return done();
 }
 
 /// A Receive whose outcome the test inspects later (copies share it: a Receive that
@@ -60,10 +67,12 @@ class Caller {
     return Wait([&](auto h) { layer_.GroupSend(group, std::move(message), std::move(h)); });
   }
   /// Starts a Receive and runs `io` until it completes or nothing is left to run.
-  Received Receive(const std::string& channel) {
+  Received Receive(const std::string& channel,
+                   std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     Received received;
     layer_.Receive(channel, received.Handler());
-    RunUntil(io_, [&] { return received.status().has_value(); });
+    RunUntil(
+        io_, [&] { return received.status().has_value(); }, limit);
     return received;
   }
 
