@@ -18,15 +18,16 @@ constexpr std::string_view kChannelField = "__asgi_channel__";
 /// stay distinct members of a queue's sorted set.
 constexpr size_t kRandomPrefixBytes = 12;
 
-/// Checks what a sender hands the layer: an object with a string `type` and without
-/// kChannelField (kInvalid), whose encoding is at most kMaxMessageBytes (kTooLarge). On kOk,
-/// `encoded` (when given) holds the msgpack encoding.
+/// Checks what a sender hands the layer: an object with a string `type`, without
+/// kChannelField, nested at most 64 deep (else kInvalid), whose encoding is at most
+/// kMaxMessageBytes (kTooLarge). On kOk, `encoded` (when given) holds the msgpack encoding.
 Status CheckMessage(const Message& message, std::string* encoded = nullptr);
 
 /// msgpack as channels_redis writes it (Python `msgpack.packb(m, use_bin_type=True)`):
 /// strings are str, binary_t is bin, integers and floats take the smallest exact form.
 std::string EncodeMsgpack(const Message& message);
-/// A msgpack map, or nothing when the bytes are not one (or have non-string keys).
+/// A msgpack map, or nothing when the bytes are not one (or have non-string keys, or nest
+/// deeper than 64: the decoder recurses).
 std::optional<Message> DecodeMsgpack(std::string_view bytes);
 
 }  // namespace sluice::layer

@@ -43,6 +43,28 @@ TEST(MessageTest, RefusesWhatIsNotAMap) {
   EXPECT_FALSE(DecodeMsgpack(""));
 }
 
+TEST(MessageTest, RefusesDeepNestingWithoutRecursingIntoIt) {
+  auto nested = [](size_t depth) {  // {"a": [[[…{}…]]]}: `depth` maps and arrays, then {}
+    std::string bytes = Bytes({0x81, 0xa1, 'a'});
+    bytes += std::string(depth - 1, '\x91');
+    bytes += Bytes({0x80});
+    return bytes;
+  };
+  EXPECT_TRUE(DecodeMsgpack(nested(64)));
+  EXPECT_FALSE(DecodeMsgpack(nested(65)));
+  EXPECT_FALSE(DecodeMsgpack(nested(1'000'000)));  // would overflow the stack if decoded
+  // Strings and bins of every width are stepped over, not counted as depth.
+  Message wide = {{"s", std::string(70'000, 'x')},
+                  {"b", Message::binary(std::vector<uint8_t>(300))},
+                  {"n", Message::array({1, -1, 300, -300, 70'000, 5'000'000'000, 1.5})}};
+  EXPECT_EQ(DecodeMsgpack(EncodeMsgpack(wide)), wide);
+
+  Message deep = {{"type", "deep"}};
+  Message* inner = &deep;
+  for (int i = 0; i < 64; ++i) inner = &((*inner)["x"] = Message::object({{"y", 1}}));
+  EXPECT_EQ(CheckMessage(deep), Status::kInvalid);
+}
+
 TEST(MessageTest, ChecksTypeReservedKeyAndSize) {
   EXPECT_EQ(CheckMessage(Message{{"type", "a"}}), Status::kOk);
   EXPECT_EQ(CheckMessage(Message::array({1})), Status::kInvalid);
