@@ -6,7 +6,7 @@
 
 namespace sluice::layer {
 
-InMemoryLayer::InMemoryLayer(Executor executor, Options options)
+InMemoryLayer::InMemoryLayer(const Executor& executor, Options options)
     : LayerBase(executor, std::move(options)) {
   stats_.connected.store(1, std::memory_order_relaxed);
 }

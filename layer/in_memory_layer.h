@@ -20,7 +20,7 @@ namespace sluice::layer {
 /// Thread-safety and lifetime: as ChannelLayer.
 class InMemoryLayer final : public LayerBase {
  public:
-  InMemoryLayer(Executor executor, Options options);
+  InMemoryLayer(const Executor& executor, Options options);
 
   void Send(std::string channel, Message message, Completion done) override;
   void GroupAdd(std::string group, std::string channel, Completion done) override;

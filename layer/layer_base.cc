@@ -8,7 +8,7 @@
 
 namespace sluice::layer {
 
-LayerBase::LayerBase(Executor executor, Options options)
+LayerBase::LayerBase(const Executor& executor, Options options)
     : executor_(executor),
       options_(std::move(options)),
       local_prefix_("specific." + options_.gateway_id + "!") {

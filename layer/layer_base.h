@@ -19,7 +19,7 @@ class LayerBase : public ChannelLayer {
  public:
   using Executor = boost::asio::io_context::executor_type;
 
-  LayerBase(Executor executor, Options options);
+  LayerBase(const Executor& executor, Options options);
 
   std::string NewChannel(uint64_t id) override;
   void CloseChannel(std::string channel) override;

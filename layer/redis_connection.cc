@@ -24,10 +24,10 @@ namespace net = boost::asio;
 /// connecting: the first EPOLLOUT registration reports the connect's outcome).
 class RedisAsioAdapter final : public std::enable_shared_from_this<RedisAsioAdapter> {
  public:
-  RedisAsioAdapter(RedisConnection::Executor executor, redisAsyncContext* context)
+  RedisAsioAdapter(const RedisConnection::Executor& executor, redisAsyncContext* context)
       : executor_(executor), context_(context), socket_(executor, context->c.fd) {}
 
-  static void Attach(RedisConnection::Executor executor, redisAsyncContext* context) {
+  static void Attach(const RedisConnection::Executor& executor, redisAsyncContext* context) {
     auto adapter = std::make_shared<RedisAsioAdapter>(executor, context);
     adapter->self_ = adapter;  // held for hiredis until Cleanup
     context->ev.data = adapter.get();
@@ -117,7 +117,8 @@ struct Pending {
 
 }  // namespace
 
-RedisConnection::RedisConnection(Executor executor) : executor_(executor), watchdog_(executor) {}
+RedisConnection::RedisConnection(const Executor& executor)
+    : executor_(executor), watchdog_(executor) {}
 
 RedisConnection::~RedisConnection() {
   destroying_ = true;
@@ -207,7 +208,7 @@ bool RedisConnection::Command(std::span<const std::string_view> args,
                             lengths.data()) != REDIS_OK) {
     return false;
   }
-  pending.release();  // hiredis hands it back to OnReply
+  (void)pending.release();  // hiredis hands it back to OnReply
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   deadlines_.push_back(deadline);
   Watch(deadline);

@@ -31,7 +31,7 @@ class RedisConnection final {
   using ReplyHandler = std::function<void(const redisReply*)>;
   using StateHandler = std::function<void(bool up)>;
 
-  explicit RedisConnection(Executor executor);
+  explicit RedisConnection(const Executor& executor);
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;

@@ -89,7 +89,7 @@ std::optional<RedisOptions> ParseRedisUrl(std::string_view url) {
   return options;
 }
 
-RedisLayer::RedisLayer(Executor executor, Options options, RedisOptions redis)
+RedisLayer::RedisLayer(const Executor& executor, Options options, RedisOptions redis)
     : LayerBase(executor, std::move(options)),
       redis_(std::move(redis)),
       local_key_(options_.prefix + local_prefix_),

@@ -56,7 +56,7 @@ std::optional<RedisOptions> ParseRedisUrl(std::string_view url);
 /// Thread-safety and lifetime: as ChannelLayer. Connecting starts at construction.
 class RedisLayer final : public LayerBase {
  public:
-  RedisLayer(Executor executor, Options options, RedisOptions redis);
+  RedisLayer(const Executor& executor, Options options, RedisOptions redis);
   ~RedisLayer() override;
 
   void Send(std::string channel, Message message, Completion done) override;
