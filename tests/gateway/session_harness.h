@@ -115,7 +115,15 @@ class FakeLink final : public Link {
 class FakePicker final : public LinkPicker {
  public:
   std::shared_ptr<Link> Pick() override { return link; }
+  std::shared_ptr<Link> PickFor(std::string_view channel) override {
+    for (const std::string& consumed : channels) {
+      if (consumed == channel) return link;
+    }
+    return nullptr;
+  }
+  std::vector<std::string> Channels() override { return channels; }
   std::shared_ptr<FakeLink> link;
+  std::vector<std::string> channels;  // what the fake worker consumes
 };
 
 inline v1::Window Window(uint32_t events, uint64_t bytes) {
