@@ -66,6 +66,13 @@ class LambdaApp final : public Application {
     Task<void> Run() override { co_await body_(*this); }
     Task<Event> Receive() override { return Consumer::Receive(); }
     Task<void> Send(Event event) override { return Consumer::Send(std::move(event)); }
+    Task<std::optional<Event>> ReceiveUntil(
+        std::chrono::steady_clock::time_point deadline) override {
+      return Consumer::ReceiveUntil(deadline);
+    }
+    const std::string& ChannelName() const override { return channel_name(); }
+    Task<void> Layer(LayerCall call) override { return connection().Layer(std::move(call)); }
+    void Unhandled(const LayerMessage& message) override { connection().Unhandled(message); }
 
    private:
     Body body_;
@@ -94,8 +101,8 @@ class InstanceTest : public ::testing::Test {
     Scope scope;
     scope.type = type;
     scope.path = "/test";
-    return std::make_shared<Instance>(1, std::move(scope), host_, 0, io_, receive, send,
-                                      close_timeout, metrics_);
+    return std::make_shared<Instance>(1, std::move(scope), "specific.gw!1", host_, 0, io_, receive,
+                                      send, close_timeout, metrics_);
   }
   void Poll() {
     io_.restart();
