@@ -17,6 +17,7 @@
 #include "gateway/options.h"
 #include "gateway/shard.h"
 #include "gateway/transport.h"
+#include "layer/in_memory_layer.h"
 
 namespace sluice::gateway::testing {
 
@@ -146,6 +147,14 @@ class SessionHarness {
     shard_.Sweep(clock_);  // deadlines count from the harness's clock
   }
 
+  /// Gives sessions an in-memory channel layer on the shard's loop (gateway id "gw").
+  layer::InMemoryLayer& UseLayer(layer::Options options = {}) {
+    options.gateway_id = "gw";
+    layer_ = std::make_unique<layer::InMemoryLayer>(shard_.io().get_executor(), std::move(options));
+    context_.layer = layer_.get();
+    return *layer_;
+  }
+
   /// The server end for a new session; the harness keeps the client end.
   std::unique_ptr<TestTransport> Connect() {
     TestStream server(shard_.io());
@@ -226,6 +235,8 @@ class SessionHarness {
   FakePicker picker_;
   Context context_;
   Shard shard_{0};
+  // After the shard: destroyed first, with the sessions its pending handlers hold.
+  std::unique_ptr<layer::InMemoryLayer> layer_;
   TestStream client_;
   std::shared_ptr<TransportState> state_;
   int64_t clock_ = 1'000'000'000'000;
