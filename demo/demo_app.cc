@@ -287,7 +287,7 @@ class ChatRoom final : public WebSocketConsumer {
   Task<void> OnText(std::string text) override {
     Message message = {{"type", "chat.message"}, {"text", std::move(text)}};
     std::string group = Groups().front();
-    co_await GroupSend(std::move(group), std::move(message));
+    co_await GroupSend(std::move(group), message);
   }
 };
 
@@ -316,7 +316,7 @@ class TaskRequest final : public HttpConsumer {
     Message task = {
         {"type", "task.run"}, {"body", std::move(body)}, {"reply_channel", channel_name()}};
     try {
-      co_await ChannelSend("tasks", std::move(task));
+      co_await ChannelSend("tasks", task);
     } catch (const ChannelFull&) {
       full_ = true;
     }
@@ -345,11 +345,11 @@ class TaskRequest final : public HttpConsumer {
 class TaskRunner final : public ChannelConsumer {
  public:
   TaskRunner() {
-    On("task.run", [this](const Message& message) { return Run(message); });
+    On("task.run", [this](const Message& message) { return RunTask(message); });
   }
 
  private:
-  Task<void> Run(const Message& message) {
+  Task<void> RunTask(const Message& message) {
     const std::string body = message.value("body", std::string());
     if (body.starts_with("wait:")) co_await WaitForSignal(body.substr(5));
     Message done = {
@@ -421,9 +421,9 @@ class LayerProbe final : public WebSocketConsumer {
     std::string result = "ok";
     try {
       if (op == "send") {
-        co_await ChannelSend(std::move(target), std::move(message));
+        co_await ChannelSend(std::move(target), message);
       } else if (op == "group_send") {
-        co_await GroupSend(std::move(target), std::move(message));
+        co_await GroupSend(std::move(target), message);
       } else if (op == "group_add") {
         co_await GroupAdd(std::move(target));
       } else if (op == "group_discard") {

@@ -148,15 +148,15 @@ void Background::Pull(const std::string& channel) {
     return;
   }
   puller.receiving = true;
-  layer_.Receive(
-      channel, net::bind_executor(shard_.io(), [owner = self_, channel](layer::Status status,
-                                                                        layer::MessagePtr message) {
-        if (Background* self = *owner) self->OnMessage(channel, status, message);
-      }));
+  layer_.Receive(channel, net::bind_executor(shard_.io(), [owner = self_, channel](
+                                                              layer::Status status,
+                                                              const layer::MessagePtr& message) {
+                   if (Background* self = *owner) self->OnMessage(channel, status, message);
+                 }));
 }
 
 void Background::OnMessage(const std::string& channel, layer::Status status,
-                           layer::MessagePtr message) {
+                           const layer::MessagePtr& message) {
   Puller& puller = pullers_[channel];
   puller.receiving = false;
   if (status != layer::Status::kOk || !message) return;

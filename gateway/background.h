@@ -59,7 +59,8 @@ class Background final {
 
   void Tick();
   void Pull(const std::string& channel);
-  void OnMessage(const std::string& channel, layer::Status status, layer::MessagePtr message);
+  void OnMessage(const std::string& channel, layer::Status status,
+                 const layer::MessagePtr& message);
   /// Opens the delivery on a worker; false when none consumes its channel or has room.
   bool Dispatch(const std::shared_ptr<Delivery>& delivery);
   /// From a Delivery: acknowledged (done) or to be delivered again.

@@ -36,7 +36,7 @@ Task<void> Consumer::GroupDiscard(std::string group) {
   return connection_->Layer(std::move(call));
 }
 
-Task<void> Consumer::GroupSend(std::string group, Message message) {
+Task<void> Consumer::GroupSend(std::string group, const Message& message) {
   LayerCall call;
   call.kind = LayerCall::Kind::kGroupSend;
   call.target = std::move(group);
@@ -44,7 +44,7 @@ Task<void> Consumer::GroupSend(std::string group, Message message) {
   return connection_->Layer(std::move(call));
 }
 
-Task<void> Consumer::ChannelSend(std::string channel, Message message) {
+Task<void> Consumer::ChannelSend(std::string channel, const Message& message) {
   LayerCall call;
   call.kind = LayerCall::Kind::kSend;
   call.target = std::move(channel);

@@ -42,7 +42,7 @@ class Room final : public WebSocketConsumer {
   std::vector<std::string> Groups() const override { return {"chat_lobby"}; }
   Task<void> OnText(std::string text) override {
     Message message = {{"type", "chat.message"}, {"text", std::move(text)}};
-    co_await GroupSend("chat_lobby", std::move(message));
+    co_await GroupSend("chat_lobby", message);
   }
 };
 

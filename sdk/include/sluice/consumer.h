@@ -96,10 +96,10 @@ class Consumer {
   Task<void> GroupAdd(std::string group);
   Task<void> GroupDiscard(std::string group);
   /// One message to every channel in `group`; members that are full are skipped.
-  Task<void> GroupSend(std::string group, Message message);
+  Task<void> GroupSend(std::string group, const Message& message);
   /// One message to `channel` (another connection's channel_name(), or a named channel such
   /// as a background channel): ChannelFull when it holds its capacity.
-  Task<void> ChannelSend(std::string channel, Message message);
+  Task<void> ChannelSend(std::string channel, const Message& message);
   /// The handler for messages of `type` ("chat.message"); a later call replaces it.
   void On(std::string type, MessageHandler handler);
   /// Groups joined before the connection is handled (a WebSocket: before OnConnect, so
