@@ -300,7 +300,8 @@ std::string Process(std::string body) {
 
 // POST /tasks[?timeout_ms=N]: sends {"type": "task.run", "body", "reply_channel"} to the
 // background channel "tasks", waits (default 10 s) for task.done on its own channel and
-// answers 200 with the result; 504 when none came in time, 503 when the channel is full.
+// answers 200 with the result; 504 when none came in time, 503 when the channel is full or
+// the layer unavailable (or off: --layer none).
 class TaskRequest final : public HttpConsumer {
  public:
   TaskRequest() {
@@ -315,13 +316,14 @@ class TaskRequest final : public HttpConsumer {
     std::string body = co_await ReadBody(size_t{64} << 10);
     Message task = {
         {"type", "task.run"}, {"body", std::move(body)}, {"reply_channel", channel_name()}};
+    std::string refused;
     try {
       co_await ChannelSend("tasks", task);
-    } catch (const ChannelFull&) {
-      full_ = true;
+    } catch (const LayerError& e) {  // the channel is full, or the layer is down or off
+      refused = e.what();
     }
-    if (full_) {
-      co_await Respond(503, "the tasks channel is full\n");
+    if (!refused.empty()) {
+      co_await Respond(503, refused + "\n");
       co_return;
     }
     const int timeout_ms = std::clamp(QueryInt(scope(), "timeout_ms", 10000), 1, 600000);
@@ -335,7 +337,6 @@ class TaskRequest final : public HttpConsumer {
   }
 
   std::optional<std::string> result_;
-  bool full_ = false;
 };
 
 // The background consumer of "tasks": answers task.run with task.done {result, delivery_id}

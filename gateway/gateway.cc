@@ -133,9 +133,9 @@ Gateway::Gateway(Options options)
 Gateway::~Gateway() { Stop(); }
 
 absl::Status Gateway::Start() {
-  if (!layer_) {
-    return absl::InvalidArgumentError("--layer must be memory or redis://HOST[:PORT][/DB], not " +
-                                      options_.layer);
+  if (!layer_ && options_.layer != "none") {
+    return absl::InvalidArgumentError(
+        "--layer must be memory, redis://HOST[:PORT][/DB] or none, not " + options_.layer);
   }
   if (absl::Status status = listener_->Open(options_.listen); !status.ok()) return status;
   port_ = listener_->local_endpoint().port();
@@ -157,7 +157,7 @@ absl::Status Gateway::Start() {
     layer_io_.run();
   });
   pool_->Start();
-  boost::asio::post(shards_[0]->io(), [this] { background_->Start(); });
+  if (background_) boost::asio::post(shards_[0]->io(), [this] { background_->Start(); });
   listener_->Start();
   for (auto& shard : shards_) {
     shard->StartSweep();
@@ -190,7 +190,7 @@ void Gateway::Stop() {
   draining_.store(true);
   listener_->Stop();
   // No new background messages are pulled; deliveries in flight finish with the drain.
-  boost::asio::post(shards_[0]->io(), [this] { background_->Stop(); });
+  if (background_) boost::asio::post(shards_[0]->io(), [this] { background_->Stop(); });
   // Requests in progress finish (their responses say connection: close), idle connections
   // close, WebSockets get 1001; the links stay up meanwhile.
   OnEveryShard(

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cli.add_option("--layer", options.layer,
-                 "channel layer: memory (one gateway) or redis://HOST[:PORT][/DB]")
+                 "channel layer: memory (one gateway), redis://HOST[:PORT][/DB], or none")
       ->capture_default_str();
   cli.add_option("--layer-capacity", options.layer_capacity,
                  "messages a channel holds before senders get ChannelFull")

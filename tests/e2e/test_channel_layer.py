@@ -233,3 +233,21 @@ def test_background_task_survives_kill_9_of_its_worker(start_worker, start_gatew
     assert metric(samples, BACKGROUND + '{outcome="done"}') == 1
     wait_for_metric(gateway.admin_port, "sluice_gateway_background_in_flight", lambda v: v == 0,
                     what="nothing in flight once acknowledged")
+
+
+def test_without_a_layer_calls_fail_as_unavailable(start_worker, start_gateway):
+    worker = start_worker()
+    gateway = start_gateway([worker], admin=True, extra_args=["--layer", "none"])
+    resp = http_request(gateway.port, "POST", "/tasks", body=b"x")
+    assert resp.status == 503 and b"unavailable" in resp.body, resp.body
+
+    async def main():
+        probe = await Probe.open(gateway.port)
+        assert probe.channel == ""
+        assert await probe.call("group_add", group="g") == "LayerUnavailable"
+        await probe.ws.close()
+
+    run(main())
+    # No layer, no layer metrics.
+    assert not any(name.startswith("sluice_gateway_layer_")
+                   for name in scrape_metrics(gateway.admin_port))
