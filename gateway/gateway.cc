@@ -38,8 +38,17 @@ std::unique_ptr<layer::ChannelLayer> MakeLayer(const Options& options,
     return std::make_unique<layer::InMemoryLayer>(io.get_executor(), std::move(layer_options));
   }
   if (auto redis = layer::ParseRedisUrl(options.layer)) {
-    SLUICE_LOG(kInfo, "gateway") << "channel layer on redis " << redis->host << ":" << redis->port
-                                 << "/" << redis->db;
+    std::string where =
+        redis->host + ":" + std::to_string(redis->port) + "/" + std::to_string(redis->db);
+    SLUICE_LOG(kInfo, "gateway") << "channel layer on redis " << where;
+    layer_options.on_connection = [where](bool up) {
+      if (up) {
+        SLUICE_LOG(kInfo, "gateway") << "channel layer: connected to redis " << where;
+      } else {
+        SLUICE_LOG(kWarning, "gateway") << "channel layer: lost redis " << where
+                                        << "; layer calls fail until it is back (reconnecting)";
+      }
+    };
     return std::make_unique<layer::RedisLayer>(io.get_executor(), std::move(layer_options), *redis);
   }
   return nullptr;

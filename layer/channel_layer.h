@@ -75,6 +75,9 @@ struct Options {
   size_t max_named_channels = 1024;
   size_t max_memberships = 1'000'000;
   Clock clock = SystemClock;
+  /// Redis: told (on the layer's executor) when the layer becomes usable (true) and when it
+  /// loses Redis (false), for the owner's log. Unset: losses go to stderr.
+  std::function<void(bool up)> on_connection;
 };
 
 /// Counters the gateway exports as metrics. Lock-free; read from any thread.

@@ -128,6 +128,7 @@ void RedisLayer::Ready() {
     blocking_id_ = std::to_string(reply->integer);
     available_ = true;
     stats_.connected.store(1, std::memory_order_relaxed);
+    if (options_.on_connection) options_.on_connection(true);
     if (ever_available_) stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
     ever_available_ = true;
     backoff_ = redis_.backoff_min;
@@ -149,9 +150,14 @@ void RedisLayer::Ready() {
 }
 
 void RedisLayer::Lost() {
-  if (available_)
-    std::cerr << "channel layer: lost redis at " << redis_.host << ":" << redis_.port
-              << "; reconnecting\n";
+  if (available_) {
+    if (options_.on_connection) {
+      options_.on_connection(false);
+    } else {
+      std::cerr << "channel layer: lost redis at " << redis_.host << ":" << redis_.port
+                << "; reconnecting\n";
+    }
+  }
   ++generation_;  // what the old connections still report is ignored
   available_ = false;
   blocked_ = false;

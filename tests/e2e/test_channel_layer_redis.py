@@ -8,6 +8,7 @@ it after; tests are skipped when redis-server or channels_redis is not installed
 import asyncio
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -31,22 +32,50 @@ def redis_ping(port) -> bool:
         return False
 
 
+class RedisServer:
+    """A private redis-server on `port`, without persistence."""
+
+    def __init__(self, port, directory):
+        self.port = port
+        self.directory = directory
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        self.log = open(self.directory / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: redis_ping(self.port) or self.proc.poll() is not None, 10,
+                   "redis-server up")
+        assert self.proc.poll() is None, (self.directory / "redis.log").read_text()
+
+    def stop(self, sig=None):
+        if self.proc and self.proc.poll() is None:
+            if sig is None:
+                self.proc.terminate()
+            else:
+                self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        if self.log:
+            self.log.close()
+            self.log = None
+
+
 @pytest.fixture
-def redis_port(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "redis.log", "wb")
-    proc = subprocess.Popen(
-        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+def redis_server(tmp_path):
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
     try:
-        wait_until(lambda: redis_ping(port) or proc.poll() is not None, 10, "redis-server up")
-        assert proc.poll() is None, (tmp_path / "redis.log").read_text()
-        yield port
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def redis_port(redis_server):
+    return redis_server.port
 
 
 def redis_stack(start_worker, start_gateway, redis_port, gateways=1):
@@ -147,3 +176,34 @@ def test_django_sends_a_background_task_and_gets_the_answer(start_worker, start_
         assert message["type"] == "task.done" and message["result"] == "OGNAJD"
 
     run(main())
+
+
+def test_redis_down_fails_fast_and_the_gateway_reconnects(start_worker, start_gateway,
+                                                          redis_server):
+    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_server.port)
+    errors = 'sluice_gateway_layer_errors_total{reason="unavailable"}'
+
+    async def main():
+        probe = await ws_connect(gateway.port, "/ws/layer")
+        json.loads(await recv(probe))
+        redis_server.stop(signal.SIGKILL)
+        wait_for_metric(gateway.admin_port, "sluice_gateway_layer_connected", lambda v: v == 0,
+                        what="the gateway noticed redis is gone")
+        started = time.monotonic()
+        await probe.send(json.dumps({"op": "group_add", "group": "g"}))
+        assert json.loads(await recv(probe))["result"] == "LayerUnavailable"
+        assert time.monotonic() - started < 1.0, "layer calls fail fast while redis is down"
+        wait_for_metric(gateway.admin_port, errors, lambda v: v >= 1, what="counted")
+        redis_server.start()  # the same port, empty
+        wait_for_metric(gateway.admin_port, "sluice_gateway_layer_connected", lambda v: v == 1,
+                        timeout=15, what="reconnected with backoff (at most 5 s apart)")
+        await probe.close()
+        # Works again end to end.
+        ws = await ws_connect(gateway.port, "/ws/chat/back")
+        await ws.send("again")
+        assert await recv(ws) == "again"
+        await ws.close()
+
+    run(main())
+    log = gateway.stderr_path.read_text()
+    assert "lost redis" in log and "connected to redis" in log, log[-2000:]
