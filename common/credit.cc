@@ -21,6 +21,8 @@ size_t EventBytes(const v1::Event& event) {
       return event.websocket_receive().data().size();
     case v1::Event::kWebsocketSend:
       return event.websocket_send().data().size();
+    case v1::Event::kLayerMessage:
+      return event.layer_message().message().size();
     default:
       return 0;
   }

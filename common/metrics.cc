@@ -27,8 +27,14 @@ Gauge& MetricsRegistry::AddGauge(const std::string& name, const std::string& hel
 }
 
 void MetricsRegistry::AddGaugeFunction(const std::string& name, const std::string& help,
-                                       std::function<int64_t()> read) {
-  Add(name, help, "", false).read = std::move(read);
+                                       std::function<int64_t()> read, const std::string& labels) {
+  Add(name, help, labels, false).read = std::move(read);
+}
+
+void MetricsRegistry::AddCounterFunction(const std::string& name, const std::string& help,
+                                         std::function<uint64_t()> read,
+                                         const std::string& labels) {
+  Add(name, help, labels, true).read_counter = std::move(read);
 }
 
 LinkTraffic::LinkTraffic(MetricsRegistry& r, const std::string& prefix)
@@ -63,7 +69,9 @@ std::string MetricsRegistry::Render() const {
       out += name;
       if (!entry.labels.empty()) out += "{" + entry.labels + "}";
       out += ' ';
-      if (entry.counter) {
+      if (entry.read_counter) {
+        out += std::to_string(entry.read_counter());
+      } else if (entry.counter) {
         out += std::to_string(entry.counter_value.value());
       } else if (entry.read) {
         out += std::to_string(entry.read());

@@ -69,7 +69,10 @@ class MetricsRegistry final {
   Gauge& AddGauge(const std::string& name, const std::string& help, const std::string& labels = "");
   /// A gauge read when rendered (e.g. the bytes queued on all links).
   void AddGaugeFunction(const std::string& name, const std::string& help,
-                        std::function<int64_t()> read);
+                        std::function<int64_t()> read, const std::string& labels = "");
+  /// A counter kept elsewhere (e.g. the channel layer's Stats), read when rendered.
+  void AddCounterFunction(const std::string& name, const std::string& help,
+                          std::function<uint64_t()> read, const std::string& labels = "");
 
   std::string Render() const;
 
@@ -82,6 +85,7 @@ class MetricsRegistry final {
     Counter counter_value;
     Gauge gauge_value;
     std::function<int64_t()> read;
+    std::function<uint64_t()> read_counter;
   };
   Entry& Add(const std::string& name, const std::string& help, const std::string& labels,
              bool counter);

@@ -18,6 +18,9 @@ size_t EstimateBytes(const v1::Event& event) {
       return kPartOverhead + event.websocket_receive().data().size();
     case v1::Event::kWebsocketSend:
       return kPartOverhead + event.websocket_send().data().size();
+    case v1::Event::kLayerMessage:
+      return kPartOverhead + event.layer_message().message().size() +
+             event.layer_message().delivery_id().size();
     case v1::Event::kHttpResponseStart: {
       size_t n = kPartOverhead;
       for (const auto& h : event.http_response_start().headers()) {
@@ -44,6 +47,12 @@ size_t EstimateBytes(const v1::Envelope& envelope) {
   size_t n = kPartOverhead;
   if (envelope.has_open()) n += EstimateBytes(envelope.open().scope());
   for (const v1::Event& event : envelope.events()) n += EstimateBytes(event);
+  for (const v1::LayerOp& op : envelope.layer_ops()) {
+    n += kPartOverhead * 2 + op.send().channel().size() + op.send().message().size() +
+         op.group_add().group().size() + op.group_discard().group().size() +
+         op.group_send().group().size() + op.group_send().message().size();
+  }
+  n += static_cast<size_t>(envelope.layer_results_size()) * kPartOverhead;
   if (envelope.has_credit()) n += kPartOverhead;
   if (envelope.has_close()) n += kPartOverhead + envelope.close().detail().size();
   return n;
@@ -65,8 +74,14 @@ bool Outbox::Add(v1::Envelope&& envelope) {
         credit->set_events(credit->events() + envelope.credit().events());
         credit->set_bytes(credit->bytes() + envelope.credit().bytes());
       }
+      // Layer operations and results keep their own order; none is ordered against events
+      // (they go elsewhere: the layer, the instance's pending calls).
       auto* events = envelope.mutable_events();
       for (v1::Event& event : *events) last.add_events()->Swap(&event);
+      for (v1::LayerOp& op : *envelope.mutable_layer_ops()) last.add_layer_ops()->Swap(&op);
+      for (v1::LayerResult& result : *envelope.mutable_layer_results()) {
+        last.add_layer_results()->Swap(&result);
+      }
       if (envelope.has_close()) last.mutable_close()->Swap(envelope.mutable_close());
       last_bytes_ += bytes;
       return false;

@@ -5,7 +5,15 @@
 namespace sluice {
 
 /// The link protocol version both ends must speak (Hello/Welcome.protocol_version).
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
+
+/// Channel-layer operations one connection may have outstanding (sent, not yet answered).
+/// The worker holds further calls until one is answered; the gateway answers INVALID past it.
+inline constexpr uint32_t kMaxLayerOps = 64;
+
+/// Background-channel messages one gateway has delivered and not yet seen acknowledged, per
+/// named channel: its puller stops pulling from the layer at this bound.
+inline constexpr uint32_t kMaxDeliveriesPerChannel = 64;
 
 /// Largest gRPC message either end accepts: one Frame of at most ~1 MiB, or a single larger
 /// event (a WebSocket message up to the gateway's --max-ws-message).

@@ -1,15 +1,23 @@
 #include "demo/demo_app.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "sluice/channel_consumer.h"
 #include "sluice/http_consumer.h"
+#include "sluice/layer.h"
 #include "sluice/websocket_consumer.h"
 
 namespace sluice::demo {
@@ -259,6 +267,187 @@ class WebSocketFail final : public WebSocketConsumer {
   Task<void> OnBinary(std::string bytes) override { co_await OnText(std::move(bytes)); }
 };
 
+// ---- The channel layer: chat, tasks, and a probe for the end-to-end suite ----------------
+
+// /ws/chat/{room}: Channels' tutorial chat. Joins group chat_{room} before accepting; each
+// text from the client goes to the group as {"type": "chat.message", "text": …}, and each
+// chat.message's text goes to the client.
+class ChatRoom final : public WebSocketConsumer {
+ public:
+  ChatRoom() {
+    On("chat.message", [this](const Message& message) -> Task<void> {
+      co_await SendText(message.value("text", std::string()));
+    });
+  }
+
+ private:
+  std::vector<std::string> Groups() const override {
+    return {"chat_" + std::string(scope().Param("room").value_or(""))};
+  }
+  Task<void> OnText(std::string text) override {
+    Message message = {{"type", "chat.message"}, {"text", std::move(text)}};
+    std::string group = Groups().front();
+    co_await GroupSend(std::move(group), message);
+  }
+};
+
+// What the tasks channel does to a body: deterministic, visible.
+std::string Process(std::string body) {
+  std::reverse(body.begin(), body.end());
+  for (char& c : body) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return body;
+}
+
+// POST /tasks[?timeout_ms=N]: sends {"type": "task.run", "body", "reply_channel"} to the
+// background channel "tasks", waits (default 10 s) for task.done on its own channel and
+// answers 200 with the result; 504 when none came in time, 503 when the channel is full or
+// the layer unavailable (or off: --layer none).
+class TaskRequest final : public HttpConsumer {
+ public:
+  TaskRequest() {
+    On("task.done", [this](const Message& message) -> Task<void> {
+      result_ = message.value("result", std::string());
+      co_return;
+    });
+  }
+
+ private:
+  Task<void> Handle() override {
+    std::string body = co_await ReadBody(size_t{64} << 10);
+    Message task = {
+        {"type", "task.run"}, {"body", std::move(body)}, {"reply_channel", channel_name()}};
+    std::string refused;
+    try {
+      co_await ChannelSend("tasks", task);
+    } catch (const LayerError& e) {  // the channel is full, or the layer is down or off
+      refused = e.what();
+    }
+    if (!refused.empty()) {
+      co_await Respond(503, refused + "\n");
+      co_return;
+    }
+    const int timeout_ms = std::clamp(QueryInt(scope(), "timeout_ms", 10000), 1, 600000);
+    const bool done = co_await DispatchUntil([this] { return result_.has_value(); },
+                                             std::chrono::milliseconds(timeout_ms));
+    if (!done) {
+      co_await Respond(504, "the task did not finish in time\n");
+      co_return;
+    }
+    co_await Respond(200, *result_);
+  }
+
+  std::optional<std::string> result_;
+};
+
+// The background consumer of "tasks": answers task.run with task.done {result, delivery_id}
+// on its reply_channel (and to reply_group when given). With SLUICE_DEMO_SIGNAL_DIR set (the
+// end-to-end suite), a body "wait:NAME" first writes NAME.taken.<pid> (the delivery id) in
+// that directory and waits until NAME exists there: a task in flight, on purpose.
+class TaskRunner final : public ChannelConsumer {
+ public:
+  TaskRunner() {
+    On("task.run", [this](const Message& message) { return RunTask(message); });
+  }
+
+ private:
+  Task<void> RunTask(const Message& message) {
+    const std::string body = message.value("body", std::string());
+    if (body.starts_with("wait:")) co_await WaitForSignal(body.substr(5));
+    Message done = {
+        {"type", "task.done"}, {"result", Process(body)}, {"delivery_id", delivery_id()}};
+    const std::string reply_channel = message.value("reply_channel", std::string());
+    const std::string reply_group = message.value("reply_group", std::string());
+    if (!reply_channel.empty()) co_await ChannelSend(reply_channel, done);
+    if (!reply_group.empty()) co_await GroupSend(reply_group, done);
+  }
+
+  Task<void> WaitForSignal(const std::string& name) {
+    const char* dir = std::getenv("SLUICE_DEMO_SIGNAL_DIR");
+    if (dir == nullptr || name.empty() || name.find('/') != std::string::npos) {
+      throw std::invalid_argument("wait: tasks need SLUICE_DEMO_SIGNAL_DIR and a plain name");
+    }
+    const std::filesystem::path signal = std::filesystem::path(dir) / name;
+    std::ofstream(signal.string() + ".taken." + std::to_string(::getpid())) << delivery_id();
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (!std::filesystem::exists(signal)) {
+      timer.expires_after(std::chrono::milliseconds(10));
+      co_await timer.async_wait(net::use_awaitable);
+    }
+  }
+};
+
+// /ws/layer: the channel layer driven from a WebSocket, for the end-to-end suite. Greets
+// with {"channel": channel_name(), "pid"}; each text is a JSON command {"op": "send" |
+// "group_send" | "group_add" | "group_discard", "channel" | "group", "message", "pad": N
+// (adds N bytes of padding to the message)}, answered {"op", "result": "ok" | the error's
+// name}. Messages of type test.message come back as {"got": message}; a test.block message
+// blocks its handler for a minute, so the consumer stops taking events (a consumer that
+// does not read: its channel fills, and senders see ChannelFull).
+class LayerProbe final : public WebSocketConsumer {
+ public:
+  LayerProbe() {
+    On("test.message", [this](const Message& message) -> Task<void> {
+      Message got = {{"got", message}};
+      co_await SendText(got.dump());
+    });
+    On("task.done", [this](const Message& message) -> Task<void> {
+      Message got = {{"got", message}};
+      co_await SendText(got.dump());
+    });
+    On("test.block", [](const Message&) -> Task<void> {
+      net::steady_timer timer(co_await net::this_coro::executor);
+      timer.expires_after(std::chrono::minutes(1));
+      co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    });
+  }
+
+ private:
+  Task<void> OnConnect() override {
+    co_await Accept();
+    Message hello = {{"channel", channel_name()}, {"pid", ::getpid()}};
+    co_await SendText(hello.dump());
+  }
+
+  Task<void> OnText(std::string text) override {
+    const Message command = Message::parse(text, nullptr, /*allow_exceptions=*/false);
+    const std::string op = command.is_object() ? command.value("op", std::string()) : "";
+    Message message =
+        command.is_object() ? command.value("message", Message::object()) : Message::object();
+    if (command.is_object() && command.contains("pad")) {
+      message["pad"] = std::string(command.value("pad", size_t{0}), 'p');
+    }
+    std::string target = command.is_object()
+                             ? command.value(op == "send" ? "channel" : "group", std::string())
+                             : std::string();
+    std::string result = "ok";
+    try {
+      if (op == "send") {
+        co_await ChannelSend(std::move(target), message);
+      } else if (op == "group_send") {
+        co_await GroupSend(std::move(target), message);
+      } else if (op == "group_add") {
+        co_await GroupAdd(std::move(target));
+      } else if (op == "group_discard") {
+        co_await GroupDiscard(std::move(target));
+      } else {
+        result = "unknown op";
+      }
+    } catch (const ChannelFull&) {
+      result = "ChannelFull";
+    } catch (const MessageTooLarge&) {
+      result = "MessageTooLarge";
+    } catch (const LayerUnavailable&) {
+      result = "LayerUnavailable";
+    } catch (const InvalidLayerCall&) {
+      result = "InvalidLayerCall";
+    } catch (const std::invalid_argument&) {
+      result = "invalid_argument";
+    }
+    Message answer = {{"op", op}, {"result", result}};
+    co_await SendText(answer.dump());
+  }
+};
+
 }  // namespace
 
 std::shared_ptr<Router> MakeApp() {
@@ -277,7 +466,11 @@ std::shared_ptr<Router> MakeApp() {
       .WebSocket("/ws/firehose", Make<WebSocketFirehose>())
       .WebSocket("/ws/deny", Make<WebSocketDeny>())
       .WebSocket("/ws/error", Make<WebSocketFail>())
-      .WebSocket("/ws/twins", Make<WebSocketTwins>());
+      .WebSocket("/ws/twins", Make<WebSocketTwins>())
+      .Http("/tasks", Make<TaskRequest>())
+      .WebSocket("/ws/chat/{room}", Make<ChatRoom>())
+      .WebSocket("/ws/layer", Make<LayerProbe>())
+      .Channel("tasks", Make<TaskRunner>());
   return router;
 }
 

@@ -1,10 +1,14 @@
 #include "gateway/client_session.h"
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
 
 #include "common/log.h"
+#include "common/protocol.h"
+#include "gateway/layer_ops.h"
 #include "gateway/metrics.h"
 #include "gateway/shard.h"
+#include "layer/message.h"
 
 namespace sluice::gateway {
 namespace net = boost::asio;
@@ -231,7 +235,10 @@ InstanceLink& ClientSession::BindInstance(std::shared_ptr<Link> link) {
 }
 
 bool ClientSession::OpenInstance(v1::Scope&& scope, v1::Event* first) {
-  return instance_->Open(std::move(scope), first);
+  if (context_.layer) channel_ = context_.layer->NewChannel(instance_->id());
+  if (!instance_->Open(std::move(scope), first, channel_)) return false;
+  PullLayer();
+  return true;
 }
 
 void ClientSession::SendToWorker(v1::Event&& event) { instance_->Send(std::move(event)); }
@@ -244,6 +251,7 @@ void ClientSession::TellDisconnected(v1::Event&& event) {
 
 void ClientSession::DropInstance() {
   worker_done_ = true;
+  CloseChannel();
   if (!instance_) return;
   shard_.Unregister(instance_->id());
   instance_.reset();
@@ -259,6 +267,8 @@ void ClientSession::OnEnvelope(v1::Envelope& envelope) {
   if (envelope.has_credit()) {
     instance_->OnCredit(envelope.credit());
     Resume();
+    PullLayer();
+    if (!instance_open() || conn_ == Conn::kClosed) return;
   }
   for (v1::Event& event : *envelope.mutable_events()) {
     if (!instance_open() || conn_ == Conn::kClosed) return;
@@ -268,6 +278,11 @@ void ClientSession::OnEnvelope(v1::Envelope& envelope) {
       write_deadline_ = Deadline(context_.options.slow_client_timeout);
     }
     HandleEvent(event);
+  }
+  // Before the close: what an instance sends as it ends still goes out.
+  for (v1::LayerOp& op : *envelope.mutable_layer_ops()) {
+    if (!instance_open()) return;
+    RunLayerOp(op);
   }
   if (envelope.has_close() && instance_open()) {
     DropInstance();
@@ -279,10 +294,73 @@ void ClientSession::OnLinkLost() {
   // The registry has already let go of this id.
   worker_done_ = true;
   instance_.reset();
+  CloseChannel();
   if (conn_ == Conn::kClosed) return;
   context_.metrics.worker_lost.Inc();
   if (!idle_writer()) RequireProgress();
   HandleLinkLost();
+}
+
+// ---- The channel layer -------------------------------------------------------------------
+
+void ClientSession::PullLayer() {
+  if (channel_.empty() || layer_receiving_ || !instance_open()) return;
+  if (layer_held_) {
+    if (!can_send_to_worker()) return;
+    v1::Event event;
+    event.mutable_layer_message()->set_message(layer::EncodeMsgpack(*layer_held_));
+    layer_held_.reset();
+    SendToWorker(std::move(event));
+  }
+  // Only with credit for what it brings: a consumer that stops reading stops the pulling, and
+  // the messages wait in the channel's bounded queue, where senders meet its capacity.
+  if (!can_send_to_worker()) return;
+  layer_receiving_ = true;
+  context_.layer->Receive(
+      channel_,
+      net::bind_executor(shard_.io(), [self = self(), channel = channel_](
+                                          layer::Status status, layer::MessagePtr message) mutable {
+        self->OnLayerMessage(channel, status, std::move(message));
+      }));
+}
+
+void ClientSession::OnLayerMessage(const std::string& channel, layer::Status status,
+                                   layer::MessagePtr message) {
+  if (channel != channel_) return;  // a closed channel's (an earlier request's) Receive
+  layer_receiving_ = false;
+  if (status != layer::Status::kOk || !message || conn_ == Conn::kClosed) return;
+  layer_held_ = std::move(message);
+  PullLayer();
+}
+
+void ClientSession::RunLayerOp(v1::LayerOp& op) {
+  const uint64_t op_id = op.op_id();
+  if (context_.layer == nullptr) {
+    return instance_->SendLayerResult(op_id, v1::LayerResult::STATUS_UNAVAILABLE);
+  }
+  if (layer_ops_ >= kMaxLayerOps) {
+    context_.metrics.worker_protocol_errors.Inc();
+    return instance_->SendLayerResult(op_id, v1::LayerResult::STATUS_INVALID);
+  }
+  ++layer_ops_;
+  gateway::RunLayerOp(*context_.layer, channel_, op, shard_.io().get_executor(),
+                      [self = self(), id = instance_->id(), op_id](v1::LayerResult::Status status) {
+                        self->OnLayerResult(id, op_id, status);
+                      });
+}
+
+void ClientSession::OnLayerResult(uint64_t id, uint64_t op_id, v1::LayerResult::Status status) {
+  if (!instance_ || worker_done_ || instance_->id() != id) return;
+  --layer_ops_;
+  instance_->SendLayerResult(op_id, status);
+}
+
+void ClientSession::CloseChannel() {
+  if (channel_.empty()) return;
+  context_.layer->CloseChannel(std::exchange(channel_, {}));
+  layer_held_.reset();
+  layer_receiving_ = false;
+  layer_ops_ = 0;
 }
 
 }  // namespace sluice::gateway

@@ -13,6 +13,7 @@
 #include "gateway/endpoint.h"
 #include "gateway/instance_link.h"
 #include "gateway/transport.h"
+#include "layer/channel_layer.h"
 
 namespace sluice::gateway {
 
@@ -33,7 +34,13 @@ class Shard;
 ///   read and dropped (at most kLingerBytes, for --linger-timeout) so it receives our answer
 ///   instead of a reset;
 /// - the binding to one application instance: credit both ways, telling the worker the
-///   client left, forgetting the instance, losing its link.
+///   client left, forgetting the instance, losing its link;
+/// - the instance's channel-layer channel (Context::layer): created with the Open, one
+///   Receive kept pending while the worker has credit for one more event (a consumer that
+///   stops reading stops the pulling, and senders meet the channel's capacity: ChannelFull),
+///   each message forwarded as a layer_message event; the instance's layer operations run
+///   with its channel as the group member, at most kMaxLayerOps at once; the channel is
+///   closed (its groups left) when the instance is forgotten.
 /// Thread-safety: the shard thread only. Lifetime: held by its pending operations and, while
 /// an instance is open, by the shard's registry; on the shard's session list until destroyed.
 class ClientSession : public Endpoint {
@@ -136,6 +143,8 @@ class ClientSession : public Endpoint {
   // ---- The instance ----
   /// Credit back for an event the worker sent that queues nothing (http.response.start).
   void CreditBack(uint64_t bytes);
+  /// The instance's channel-layer channel; empty without an instance or a layer.
+  const std::string& channel() const { return channel_; }
   /// Registers a new connection id on `link`.
   InstanceLink& BindInstance(std::shared_ptr<Link> link);
   /// Sends the instance's Open, with its first event if given. False when the link is
@@ -170,6 +179,13 @@ class ClientSession : public Endpoint {
   void MaybeShutdown();
   void Granted(const Chunk& chunk);
   int64_t Deadline(std::chrono::steady_clock::duration timeout) const;
+  // The channel layer.
+  /// Forwards a held message and keeps one Receive pending, while the worker has credit.
+  void PullLayer();
+  void OnLayerMessage(const std::string& channel, layer::Status status, layer::MessagePtr message);
+  void RunLayerOp(v1::LayerOp& op);
+  void OnLayerResult(uint64_t id, uint64_t op_id, v1::LayerResult::Status status);
+  void CloseChannel();
 
   std::unique_ptr<Transport> transport_;
   GaugeShare connection_;    // in sluice_gateway_connections
@@ -178,17 +194,21 @@ class ClientSession : public Endpoint {
   BoundedFifo<Chunk> out_;
   std::vector<Chunk> inflight_;  // the batch being written, moved out of out_
   std::optional<InstanceLink> instance_;
-  int64_t read_deadline_ = 0;   // 0: none
-  int64_t write_deadline_ = 0;  // 0: none
+  std::string channel_;           // the instance's layer channel; empty: none
+  layer::MessagePtr layer_held_;  // received while the worker had no credit for it
+  uint32_t layer_ops_ = 0;        // the instance's layer operations not yet answered
+  int64_t read_deadline_ = 0;     // 0: none
+  int64_t write_deadline_ = 0;    // 0: none
   uint64_t linger_left_ = 0;
   ClientSession* prev_ = nullptr;  // the shard's session list
   ClientSession* next_ = nullptr;
   Conn conn_ = Conn::kOpen;
-  bool reading_ = false;       // a readiness wait is pending
-  bool worker_done_ = false;   // nothing more goes to the worker
-  bool progress_ = false;      // the write deadline measures progress, not a credit stall
-  bool close_queued_ = false;  // CloseGracefully was called
-  bool feeding_ = false;       // inside OnBytes
+  bool reading_ = false;          // a readiness wait is pending
+  bool worker_done_ = false;      // nothing more goes to the worker
+  bool progress_ = false;         // the write deadline measures progress, not a credit stall
+  bool close_queued_ = false;     // CloseGracefully was called
+  bool feeding_ = false;          // inside OnBytes
+  bool layer_receiving_ = false;  // a Receive on channel_ is pending
 };
 
 }  // namespace sluice::gateway

@@ -2,6 +2,10 @@
 
 #include "gateway/options.h"
 
+namespace sluice::layer {
+class ChannelLayer;
+}
+
 namespace sluice::gateway {
 
 struct Metrics;
@@ -12,6 +16,9 @@ struct Context {
   const Options& options;
   LinkPicker& picker;
   Metrics& metrics;
+  /// The gateway's channel layer; null where a test runs sessions without one (then no
+  /// connection gets a channel, and layer operations are answered UNAVAILABLE).
+  layer::ChannelLayer* layer = nullptr;
 };
 
 }  // namespace sluice::gateway

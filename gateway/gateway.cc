@@ -2,18 +2,94 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <cctype>
 #include <future>
 
 #include "common/credit.h"
 #include "common/log.h"
 #include "common/process.h"
+#include "gateway/background.h"
 #include "gateway/client_session.h"
 #include "gateway/listener.h"
 #include "gateway/metrics.h"
 #include "gateway/shard.h"
 #include "gateway/worker_pool.h"
+#include "layer/in_memory_layer.h"
+#include "layer/redis_layer.h"
 
 namespace sluice::gateway {
+namespace {
+
+// The `<gateway>` of channel names: Channels allows letters, digits, '-', '_' and '.'.
+std::string LayerGatewayId(std::string_view id) {
+  std::string out(id.substr(0, 40));
+  for (char& c : out) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  }
+  return out.empty() ? "gateway" : out;
+}
+
+std::unique_ptr<layer::ChannelLayer> MakeLayer(const Options& options,
+                                               boost::asio::io_context& io) {
+  layer::Options layer_options;
+  layer_options.gateway_id = LayerGatewayId(options.gateway_id);
+  layer_options.capacity = options.layer_capacity;
+  if (options.layer == "memory") {
+    return std::make_unique<layer::InMemoryLayer>(io.get_executor(), std::move(layer_options));
+  }
+  if (auto redis = layer::ParseRedisUrl(options.layer)) {
+    std::string where =
+        redis->host + ":" + std::to_string(redis->port) + "/" + std::to_string(redis->db);
+    SLUICE_LOG(kInfo, "gateway") << "channel layer on redis " << where;
+    layer_options.on_connection = [where](bool up) {
+      if (up) {
+        SLUICE_LOG(kInfo, "gateway") << "channel layer: connected to redis " << where;
+      } else {
+        SLUICE_LOG(kWarning, "gateway") << "channel layer: lost redis " << where
+                                        << "; layer calls fail until it is back (reconnecting)";
+      }
+    };
+    return std::make_unique<layer::RedisLayer>(io.get_executor(), std::move(layer_options), *redis);
+  }
+  return nullptr;
+}
+
+void AddLayerMetrics(MetricsRegistry& r, const layer::Stats& stats) {
+  const auto counter = [&](const char* name, const char* help, const std::atomic<uint64_t>& value,
+                           const std::string& labels = "") {
+    r.AddCounterFunction(
+        name, help, [&value] { return value.load(std::memory_order_relaxed); }, labels);
+  };
+  counter("sluice_gateway_layer_sent_total", "Channel-layer messages accepted by send", stats.sent);
+  counter("sluice_gateway_layer_group_sends_total", "Channel-layer group sends accepted",
+          stats.group_sends);
+  counter("sluice_gateway_layer_received_total",
+          "Channel-layer messages received for this gateway's channels and pullers",
+          stats.received);
+  constexpr char kErrors[] = "sluice_gateway_layer_errors_total";
+  constexpr char kErrorsHelp[] = "Channel-layer operations refused, by reason";
+  counter(kErrors, kErrorsHelp, stats.channel_full, R"(reason="channel_full")");
+  counter(kErrors, kErrorsHelp, stats.too_large, R"(reason="too_large")");
+  counter(kErrors, kErrorsHelp, stats.unavailable, R"(reason="unavailable")");
+  counter(kErrors, kErrorsHelp, stats.invalid, R"(reason="invalid")");
+  counter("sluice_gateway_layer_group_skipped_total",
+          "Group members skipped by group sends because their channel was full",
+          stats.group_skipped);
+  counter("sluice_gateway_layer_expired_total", "Channel-layer messages expired unread",
+          stats.expired);
+  constexpr char kDropped[] = "sluice_gateway_layer_dropped_total";
+  constexpr char kDroppedHelp[] = "Channel-layer messages dropped, by reason";
+  counter(kDropped, kDroppedHelp, stats.dropped_closed, R"(reason="closed")");
+  counter(kDropped, kDroppedHelp, stats.dropped_overflow, R"(reason="overflow")");
+  counter("sluice_gateway_layer_decode_errors_total",
+          "Messages read from Redis that were not msgpack maps", stats.decode_errors);
+  counter("sluice_gateway_layer_reconnects_total", "Connections to Redis made after the first",
+          stats.reconnects);
+  r.AddGaugeFunction("sluice_gateway_layer_connected", "1 while the channel layer is usable",
+                     [&stats] { return stats.connected.load(std::memory_order_relaxed); });
+}
+
+}  // namespace
 
 Options::Options() {
   receive_window = DefaultWindow();
@@ -30,7 +106,22 @@ Gateway::Gateway(Options options)
     shards.push_back(shards_.back().get());
   }
   pool_ = std::make_unique<WorkerPool>(options_, shards, &metrics_->link);
-  context_ = std::make_unique<Context>(Context{options_, *pool_, *metrics_});
+  layer_ = MakeLayer(options_, layer_io_);
+  context_ = std::make_unique<Context>(Context{options_, *pool_, *metrics_, layer_.get()});
+  if (layer_) {
+    AddLayerMetrics(registry_, layer_->stats());
+    constexpr char kBackground[] = "sluice_gateway_background_deliveries_total";
+    constexpr char kBackgroundHelp[] = "Background-channel deliveries to workers, by outcome";
+    background_ = std::make_unique<Background>(
+        *shards_[0], *layer_, *pool_, LayerGatewayId(options_.gateway_id),
+        Background::Counters{
+            registry_.AddCounter(kBackground, kBackgroundHelp, R"(outcome="opened")"),
+            registry_.AddCounter(kBackground, kBackgroundHelp, R"(outcome="redelivered")"),
+            registry_.AddCounter(kBackground, kBackgroundHelp, R"(outcome="done")"),
+            registry_.AddCounter(kBackground, kBackgroundHelp, R"(outcome="failed")"),
+            registry_.AddGauge("sluice_gateway_background_in_flight",
+                               "Background-channel messages pulled and not yet acknowledged")});
+  }
   registry_.AddGaugeFunction("sluice_gateway_workers_ready",
                              "Worker links ready for new connections",
                              [this] { return static_cast<int64_t>(pool_->ready_links()); });
@@ -51,6 +142,10 @@ Gateway::Gateway(Options options)
 Gateway::~Gateway() { Stop(); }
 
 absl::Status Gateway::Start() {
+  if (!layer_ && options_.layer != "none") {
+    return absl::InvalidArgumentError(
+        "--layer must be memory, redis://HOST[:PORT][/DB] or none, not " + options_.layer);
+  }
   if (absl::Status status = listener_->Open(options_.listen); !status.ok()) return status;
   port_ = listener_->local_endpoint().port();
   if (options_.admin) {
@@ -66,7 +161,12 @@ absl::Status Gateway::Start() {
     });
     if (absl::Status status = admin_.Start(*options_.admin); !status.ok()) return status;
   }
+  layer_thread_ = std::thread([this] {
+    auto work = boost::asio::make_work_guard(layer_io_);
+    layer_io_.run();
+  });
   pool_->Start();
+  if (background_) boost::asio::post(shards_[0]->io(), [this] { background_->Start(); });
   listener_->Start();
   for (auto& shard : shards_) {
     shard->StartSweep();
@@ -98,6 +198,8 @@ void Gateway::Stop() {
   if (threads_.empty()) return;
   draining_.store(true);
   listener_->Stop();
+  // No new background messages are pulled; deliveries in flight finish with the drain.
+  if (background_) boost::asio::post(shards_[0]->io(), [this] { background_->Stop(); });
   // Requests in progress finish (their responses say connection: close), idle connections
   // close, WebSockets get 1001; the links stay up meanwhile.
   OnEveryShard(
@@ -118,6 +220,8 @@ void Gateway::Stop() {
   for (auto& shard : shards_) shard->io().stop();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
+  layer_io_.stop();
+  layer_thread_.join();
 }
 
 uint16_t Gateway::port() const { return port_; }

@@ -10,10 +10,11 @@ InstanceLink::InstanceLink(uint64_t id, uint16_t shard, std::shared_ptr<Link> li
       credit_(link_->worker_window()),
       window_(receive_window) {}
 
-bool InstanceLink::Open(v1::Scope&& scope, v1::Event* first) {
+bool InstanceLink::Open(v1::Scope&& scope, v1::Event* first, std::string channel_name) {
   v1::Envelope envelope;
   envelope.set_connection_id(id_);
   *envelope.mutable_open()->mutable_scope() = std::move(scope);
+  envelope.mutable_open()->set_channel_name(std::move(channel_name));
   if (first) {
     if (SpendsCredit(*first)) credit_.Spend(EventBytes(*first));
     envelope.add_events()->Swap(first);
@@ -27,6 +28,15 @@ void InstanceLink::Send(v1::Event&& event) {
   envelope.set_connection_id(id_);
   envelope.add_events()->Swap(&event);
   link_->Send(shard_, std::move(envelope));  // a failed send is followed by OnLinkLost
+}
+
+void InstanceLink::SendLayerResult(uint64_t op_id, v1::LayerResult::Status status) {
+  v1::Envelope envelope;
+  envelope.set_connection_id(id_);
+  v1::LayerResult* result = envelope.add_layer_results();
+  result->set_op_id(op_id);
+  result->set_status(status);
+  link_->Send(shard_, std::move(envelope));
 }
 
 bool InstanceLink::OnReceived(const v1::Event& event) {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "common/credit.h"
 #include "gateway/link.h"
@@ -22,10 +23,13 @@ class InstanceLink final {
 
   /// Sends the Open with the first events (a complete request travels as one envelope).
   /// False when the link is ending (the session's OnLinkLost follows).
-  bool Open(v1::Scope&& scope, v1::Event* first = nullptr);
+  /// `channel_name` is the instance's channel-layer channel, if it has one.
+  bool Open(v1::Scope&& scope, v1::Event* first = nullptr, std::string channel_name = {});
   /// Sends an event, spending credit when it needs any; the caller checked CanSend().
   void Send(v1::Event&& event);
   bool CanSend() const { return credit_.CanSend(); }
+  /// Answers a layer operation of the instance (spends no credit).
+  void SendLayerResult(uint64_t op_id, v1::LayerResult::Status status);
   void OnCredit(const v1::Window& grant) { credit_.Grant(grant); }
 
   /// An event arrived from the worker. False when it overran the credit it was granted.

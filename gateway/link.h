@@ -2,6 +2,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "sluice/v1/link.pb.h"
 
@@ -30,6 +33,11 @@ class LinkPicker {
   virtual ~LinkPicker() = default;
   /// A ready link with room, its slot reserved; null when no worker has room (answer 503).
   virtual std::shared_ptr<Link> Pick() = 0;
+  /// As Pick, among the workers that consume the named channel `channel` (their Welcome
+  /// listed it).
+  virtual std::shared_ptr<Link> PickFor(std::string_view channel) = 0;
+  /// The named channels some ready, non-draining worker consumes.
+  virtual std::vector<std::string> Channels() = 0;
 };
 
 }  // namespace sluice::gateway

@@ -82,6 +82,13 @@ int main(int argc, char** argv) {
   cli.add_option("--window-bytes", window_bytes, "per-connection client-bound queue, bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cli.add_option("--layer", options.layer,
+                 "channel layer: memory (one gateway), redis://HOST[:PORT][/DB], or none")
+      ->capture_default_str();
+  cli.add_option("--layer-capacity", options.layer_capacity,
+                 "messages a channel holds before senders get ChannelFull")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -57,6 +57,12 @@ struct Options {
   uint32_t socket_send_buffer = 0;
   /// On SIGTERM: how long requests in progress may take to finish before they are cut.
   std::chrono::seconds drain_timeout{10};
+  /// The channel layer: "memory" (one gateway), "redis://HOST[:PORT][/DB]" (several), or
+  /// "none" (no channels: layer calls fail with LayerUnavailable, and a request costs no
+  /// channel; see docs/channel-layer.md).
+  std::string layer = "memory";
+  /// Messages a channel holds before senders get ChannelFull (channels_redis `capacity`).
+  size_t layer_capacity = 100;
 
   Options();
 };

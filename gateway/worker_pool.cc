@@ -1,5 +1,6 @@
 #include "gateway/worker_pool.h"
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 
@@ -127,6 +128,10 @@ bool LinkCall::OnFrame(const std::shared_ptr<InboundFrame>& inbound) {
   return true;
 }
 
+bool LinkCall::Consumes(std::string_view channel) const {
+  return std::find(channels_.begin(), channels_.end(), channel) != channels_.end();
+}
+
 bool LinkCall::HandleWelcome(const v1::Frame& frame) {
   if (!frame.has_welcome() || frame.welcome().protocol_version() != kProtocolVersion) {
     SLUICE_LOG(kError, "gateway") << "worker at " << owner_.address().ToString()
@@ -141,6 +146,7 @@ bool LinkCall::HandleWelcome(const v1::Frame& frame) {
     worker_heartbeat_ = std::chrono::milliseconds(w.heartbeat_interval_ms());
   }
   capacity_.store(w.capacity(), std::memory_order_relaxed);
+  channels_.assign(w.channels().begin(), w.channels().end());
   ready_.store(true, std::memory_order_release);
   SLUICE_LOG(kInfo, "gateway") << "link up: worker " << worker_id_ << " at "
                                << owner_.address().ToString() << ", capacity " << w.capacity();
@@ -327,13 +333,35 @@ void WorkerPool::ScheduleTick() {
 }
 
 std::shared_ptr<Link> WorkerPool::Pick() {
+  return PickWhere([](const LinkCall&) { return true; });
+}
+
+std::shared_ptr<Link> WorkerPool::PickFor(std::string_view channel) {
+  return PickWhere([channel](const LinkCall& call) { return call.Consumes(channel); });
+}
+
+std::vector<std::string> WorkerPool::Channels() {
+  std::vector<std::string> channels;
+  for (auto& link : links_) {
+    auto call = link->admitting_call();
+    if (!call) continue;
+    for (const std::string& channel : call->channels()) {
+      if (std::find(channels.begin(), channels.end(), channel) == channels.end()) {
+        channels.push_back(channel);
+      }
+    }
+  }
+  return channels;
+}
+
+std::shared_ptr<LinkCall> WorkerPool::PickWhere(const std::function<bool(const LinkCall&)>& fits) {
   std::shared_ptr<LinkCall> best;
   int64_t best_free = 0;
   const size_t n = links_.size();
   const size_t start = rotate_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
     auto call = links_[(start + i) % n]->admitting_call();
-    if (!call) continue;
+    if (!call || !fits(*call)) continue;
     const int64_t free = call->FreeSlots();
     if (free > best_free) {
       best_free = free;

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -60,6 +61,9 @@ class LinkCall final : public Link,
   /// Counts a connection this gateway is about to open on the worker.
   void Reserve() { assigned_.fetch_add(1, std::memory_order_relaxed); }
   const std::string& worker_id() const { return worker_id_; }
+  /// The named channels the worker consumes (from its Welcome; valid once ready()).
+  const std::vector<std::string>& channels() const { return channels_; }
+  bool Consumes(std::string_view channel) const;
   size_t queued_bytes() const { return writer_.queued_bytes(); }
 
  private:
@@ -89,6 +93,7 @@ class LinkCall final : public Link,
   std::string worker_id_;
   v1::Window worker_window_;
   std::chrono::milliseconds worker_heartbeat_{1000};
+  std::vector<std::string> channels_;
   std::atomic<bool> ready_ = false;
 
   std::atomic<bool> draining_ = false;
@@ -154,11 +159,15 @@ class WorkerPool final : public LinkPicker {
   /// link calls' last references it held are let go here, on the calling thread).
   void Stop();
   std::shared_ptr<Link> Pick() override;
+  std::shared_ptr<Link> PickFor(std::string_view channel) override;
+  std::vector<std::string> Channels() override;
   size_t ready_links();
   size_t queued_bytes();
 
  private:
   void ScheduleTick();
+  /// The admitting link with the most free slots that `fits`, its slot reserved.
+  std::shared_ptr<LinkCall> PickWhere(const std::function<bool(const LinkCall&)>& fits);
 
   boost::asio::io_context control_{1};  // first in, last out: the links' timers live on it
   std::vector<std::unique_ptr<WorkerLink>> links_;  // stable: LinkCalls point at them

@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libboost1.81-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-websockets
+  libhiredis-dev redis-server python3-channels-redis python3-msgpack  # the Redis channel layer
   clang libclang-rt-14-dev llvm  # fuzzing: libFuzzer, and llvm-symbolizer for its stacks
 )
 

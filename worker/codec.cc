@@ -31,8 +31,16 @@ std::optional<Address> FromProto(const v1::Scope& scope, bool client) {
 
 Scope FromProto(v1::Scope&& scope) {
   Scope out;
-  out.type =
-      scope.type() == v1::Scope::TYPE_WEBSOCKET ? Scope::Type::kWebSocket : Scope::Type::kHttp;
+  switch (scope.type()) {
+    case v1::Scope::TYPE_WEBSOCKET:
+      out.type = Scope::Type::kWebSocket;
+      break;
+    case v1::Scope::TYPE_CHANNEL:
+      out.type = Scope::Type::kChannel;
+      break;
+    default:
+      out.type = Scope::Type::kHttp;
+  }
   out.http_version = std::move(*scope.mutable_http_version());
   out.method = std::move(*scope.mutable_method());
   out.scheme = std::move(*scope.mutable_scheme());
@@ -69,6 +77,16 @@ absl::StatusOr<Event> FromProto(v1::Event&& event) {
       auto* gone = event.mutable_websocket_disconnect();
       return WebSocketDisconnect{static_cast<int>(gone->code()),
                                  std::move(*gone->mutable_reason())};
+    }
+    case v1::Event::kLayerMessage: {
+      LayerMessage out;
+      out.message = Message::from_msgpack(event.layer_message().message(), /*strict=*/true,
+                                          /*allow_exceptions=*/false);
+      if (!out.message.is_object()) {
+        return absl::InvalidArgumentError("layer_message is not a msgpack map");
+      }
+      out.delivery_id = std::move(*event.mutable_layer_message()->mutable_delivery_id());
+      return out;
     }
     default:
       return absl::InvalidArgumentError("event kind not sent by gateways: " +
@@ -122,6 +140,12 @@ v1::Event ToProto(Event&& event) {
       auto* m = out->mutable_websocket_disconnect();
       m->set_code(static_cast<uint32_t>(e.code));
       m->set_reason(std::move(e.reason));
+    }
+    void operator()(LayerMessage& e) const {
+      const std::vector<uint8_t> bytes = Message::to_msgpack(e.message);
+      auto* m = out->mutable_layer_message();
+      m->set_message(bytes.data(), bytes.size());
+      m->set_delivery_id(std::move(e.delivery_id));
     }
   };
   std::visit(Visitor{&out}, event);

@@ -23,12 +23,6 @@ void CheckHeaders(const Headers& headers) {
   }
 }
 
-size_t PayloadBytes(const Event& event) {
-  if (const auto* request = std::get_if<HttpRequest>(&event)) return request->body.size();
-  if (const auto* message = std::get_if<WebSocketReceive>(&event)) return message->data.size();
-  return 0;
-}
-
 bool IsDisconnect(const Event& event) {
   return std::holds_alternative<HttpDisconnect>(event) ||
          std::holds_alternative<WebSocketDisconnect>(event);
@@ -36,12 +30,13 @@ bool IsDisconnect(const Event& event) {
 
 }  // namespace
 
-Instance::Instance(uint64_t id, Scope scope, std::shared_ptr<InstanceHost> host, unsigned loop,
-                   net::io_context& io, const v1::Window& receive_window,
-                   const v1::Window& send_window, std::chrono::milliseconds close_timeout,
-                   Metrics& metrics)
+Instance::Instance(uint64_t id, Scope scope, std::string channel_name,
+                   std::shared_ptr<InstanceHost> host, unsigned loop, net::io_context& io,
+                   const v1::Window& receive_window, const v1::Window& send_window,
+                   std::chrono::milliseconds close_timeout, Metrics& metrics)
     : id_(id),
       scope_(std::move(scope)),
+      channel_name_(std::move(channel_name)),
       host_(std::move(host)),
       loop_(loop),
       io_(io),
@@ -107,7 +102,7 @@ void Instance::Deliver(v1::Event&& event) {
     return PushDisconnect(ws_close::kAbnormal);
   }
   gone_ = IsDisconnect(*converted);
-  if (!inbox_.push(*std::move(converted))) {  // cannot happen within credit
+  if (!inbox_.push(Inbound{*std::move(converted), bytes})) {  // cannot happen within credit
     metrics_.protocol_errors.Inc();
     gone_ = false;
     return PushDisconnect(ws_close::kAbnormal);
@@ -121,10 +116,10 @@ void Instance::PushDisconnect(int code) {
   if (gone_ || ended_) return;
   gone_ = true;
   // The inbox always has room for the disconnect: its capacity is the window plus one.
-  if (scope_.type == Scope::Type::kHttp) {
-    (void)inbox_.push(HttpDisconnect{});
+  if (scope_.type == Scope::Type::kWebSocket) {
+    (void)inbox_.push(Inbound{WebSocketDisconnect{code, {}}, 0});
   } else {
-    (void)inbox_.push(WebSocketDisconnect{code, {}});
+    (void)inbox_.push(Inbound{HttpDisconnect{}, 0});
   }
   Wake();
   ArmCloseTimeout();
@@ -174,20 +169,127 @@ Task<Event> Instance::Receive() {
     }
     co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
-  Event event = inbox_.take();
-  if (IsDisconnect(event)) {
+  co_return Take();
+}
+
+Task<std::optional<Event>> Instance::ReceiveUntil(std::chrono::steady_clock::time_point deadline) {
+  // A timer of its own wakes every waiter at the deadline; each re-checks.
+  net::steady_timer timer(io_, deadline);
+  bool expired = false;
+  timer.async_wait([this, &expired](const boost::system::error_code& ec) {
+    if (ec) return;
+    expired = true;
+    Wake();
+  });
+  while (inbox_.empty()) {
+    if (disconnect_received_ || cancelled_) throw Disconnected("receive after disconnect");
+    if (scope_.type == Scope::Type::kHttp && finished_) {
+      disconnect_received_ = true;
+      co_return HttpDisconnect{};
+    }
+    if (expired || std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
+    co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  co_return Take();
+}
+
+Event Instance::Take() {
+  Inbound inbound = inbox_.take();
+  if (IsDisconnect(inbound.event)) {
     disconnect_received_ = true;
   } else {
-    const size_t bytes = PayloadBytes(event);
-    inbox_bytes_.Sub(static_cast<int64_t>(bytes));
-    if (auto grant = receive_window_.OnConsumed(bytes)) {
+    inbox_bytes_.Sub(static_cast<int64_t>(inbound.bytes));
+    if (auto grant = receive_window_.OnConsumed(inbound.bytes)) {
       v1::Envelope envelope;
       envelope.set_connection_id(id_);
       *envelope.mutable_credit() = *grant;
       host_->Enqueue(loop_, std::move(envelope));
     }
   }
-  co_return event;
+  return std::move(inbound.event);
+}
+
+Task<void> Instance::Layer(LayerCall call) {
+  const auto gone = [&] {
+    // The gateway left the connection's groups when it forgot it.
+    if (call.kind == LayerCall::Kind::kGroupDiscard) return;
+    throw Disconnected("channel-layer call after the client left");
+  };
+  if (layer_calls_.size() >= kMaxLayerOps) metrics_.layer_stalls.Inc();
+  while (!gone_ && !cancelled_ && layer_calls_.size() >= kMaxLayerOps) {
+    co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  if (gone_ || cancelled_) {
+    gone();
+    co_return;
+  }
+  const uint64_t op_id = ++next_op_;
+  v1::Envelope envelope;
+  envelope.set_connection_id(id_);
+  v1::LayerOp* op = envelope.add_layer_ops();
+  op->set_op_id(op_id);
+  switch (call.kind) {
+    case LayerCall::Kind::kSend:
+      op->mutable_send()->set_channel(std::move(call.target));
+      op->mutable_send()->set_message(std::move(call.message));
+      break;
+    case LayerCall::Kind::kGroupAdd:
+      op->mutable_group_add()->set_group(std::move(call.target));
+      break;
+    case LayerCall::Kind::kGroupDiscard:
+      op->mutable_group_discard()->set_group(std::move(call.target));
+      break;
+    case LayerCall::Kind::kGroupSend:
+      op->mutable_group_send()->set_group(std::move(call.target));
+      op->mutable_group_send()->set_message(std::move(call.message));
+      break;
+  }
+  layer_calls_.emplace(op_id, std::nullopt);
+  metrics_.layer_calls.Inc();
+  host_->Enqueue(loop_, std::move(envelope));
+  for (;;) {
+    const auto it = layer_calls_.find(op_id);
+    if (it->second) break;
+    if (gone_ || cancelled_) {
+      layer_calls_.erase(it);
+      Wake();  // a call waiting for room may go (and find the client gone too)
+      gone();
+      co_return;
+    }
+    co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
+  }
+  const auto it = layer_calls_.find(op_id);
+  const v1::LayerResult::Status status = *it->second;
+  layer_calls_.erase(it);
+  Wake();  // room for a call waiting at the bound
+  switch (status) {
+    case v1::LayerResult::STATUS_OK:
+      co_return;
+    case v1::LayerResult::STATUS_CHANNEL_FULL:
+      throw ChannelFull("channel layer: channel full");
+    case v1::LayerResult::STATUS_TOO_LARGE:
+      throw MessageTooLarge("channel layer: message too large");
+    case v1::LayerResult::STATUS_UNAVAILABLE:
+      throw LayerUnavailable("channel layer unavailable");
+    default:
+      throw InvalidLayerCall("channel layer: invalid call (a bad name or message)");
+  }
+}
+
+void Instance::OnLayerResult(const v1::LayerResult& result) {
+  const auto it = layer_calls_.find(result.op_id());
+  if (it == layer_calls_.end() || it->second) return;  // its caller gave up (client gone)
+  it->second = result.status();
+  Wake();
+}
+
+void Instance::Unhandled(const LayerMessage& message) {
+  metrics_.layer_unhandled.Inc();
+  const auto type = message.message.find("type");
+  SLUICE_LOG(kWarning, "worker") << "consumer for " << scope_.path << " (connection " << id_
+                                 << ") has no handler for channel-layer message type "
+                                 << (type != message.message.end() ? type->dump() : "(none)")
+                                 << "; dropped";
 }
 
 void Instance::Check(const Event& event) const {
@@ -195,6 +297,7 @@ void Instance::Check(const Event& event) const {
   const auto fail = [&](std::string_view why) {
     throw std::logic_error(std::string(TypeName(event)) + ": " + std::string(why));
   };
+  if (scope_.type == Scope::Type::kChannel) fail("a background-channel consumer has no client");
   if (finished_) fail("the response or connection has already ended");
   if (const auto* start = std::get_if<HttpResponseStart>(&event)) {
     if (!http) fail("not an HTTP connection");

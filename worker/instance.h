@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "common/bounded_fifo.h"
 #include "common/credit.h"
@@ -34,11 +36,16 @@ class InstanceHost {
 /// BoundedFifo of the receive window's events plus one disconnect; a gateway that overruns
 /// its credit is a protocol error. Any number of the consumer's coroutines may wait in
 /// Receive() and Send() at once: one timer, never re-armed, wakes them all.
+/// Channel layer: the instance's channel name comes with its Open; layer messages arrive as
+/// events (within credit, like websocket.receive); layer calls go out as layer_ops with an
+/// op id and wait for the gateway's layer_result. At most kMaxLayerOps are outstanding: a
+/// further call waits for one to be answered. Once the client is gone the gateway has
+/// forgotten the connection: waiting calls throw Disconnected (a GroupDiscard returns).
 /// Lifetime: shared by the link's table and the running coroutine.
 class Instance final : public Connection, public std::enable_shared_from_this<Instance> {
  public:
-  Instance(uint64_t id, Scope scope, std::shared_ptr<InstanceHost> host, unsigned loop,
-           boost::asio::io_context& io, const v1::Window& receive_window,
+  Instance(uint64_t id, Scope scope, std::string channel_name, std::shared_ptr<InstanceHost> host,
+           unsigned loop, boost::asio::io_context& io, const v1::Window& receive_window,
            const v1::Window& send_window, std::chrono::milliseconds close_timeout,
            Metrics& metrics);
 
@@ -48,6 +55,8 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   // From the link, on the instance's loop thread.
   void Deliver(v1::Event&& event);
   void Grant(const v1::Window& credit);
+  /// The gateway answered a layer call.
+  void OnLayerResult(const v1::LayerResult& result);
   /// The gateway is gone: the consumer sees a disconnect, and its sends fail.
   void LinkLost();
   /// The worker is draining: a WebSocket is closed with 1012 (service restart) and its
@@ -56,12 +65,23 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
 
   Task<Event> Receive() override;
   Task<void> Send(Event event) override;
+  Task<std::optional<Event>> ReceiveUntil(std::chrono::steady_clock::time_point deadline) override;
+  const std::string& ChannelName() const override { return channel_name_; }
+  Task<void> Layer(LayerCall call) override;
+  void Unhandled(const LayerMessage& message) override;
 
   uint64_t id() const { return id_; }
   bool ended() const { return ended_; }
 
  private:
+  struct Inbound {
+    Event event;
+    size_t bytes;  // what it spent of the receive window's bytes
+  };
+
   Task<void> Main(Application& app);
+  /// The next event, taken from the inbox (credit granted back when due).
+  Event Take();
   void PushDisconnect(int code);
   void Wake() { wake_.cancel(); }
   /// The consumer has been told its client is gone; if it has not returned within the close
@@ -72,11 +92,12 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
 
   const uint64_t id_;
   Scope scope_;
+  const std::string channel_name_;
   const std::shared_ptr<InstanceHost> host_;
   const unsigned loop_;
   boost::asio::io_context& io_;
   boost::asio::steady_timer wake_;  // expires never; cancel() wakes every waiting coroutine
-  BoundedFifo<Event> inbox_;
+  BoundedFifo<Inbound> inbox_;
   const std::chrono::milliseconds close_timeout_;
   boost::asio::cancellation_signal cancel_;
   std::unique_ptr<boost::asio::steady_timer> close_timer_;  // only once disconnected
@@ -84,6 +105,9 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   GaugeShare inbox_bytes_;
   ReceiveWindow receive_window_;
   SendCredit send_credit_;
+  // Layer calls sent and not yet answered: op id → the answer, once it came.
+  std::unordered_map<uint64_t, std::optional<v1::LayerResult::Status>> layer_calls_;
+  uint64_t next_op_ = 0;
   bool cancelled_ = false;
   bool ended_ = false;
   bool gone_ = false;                 // a disconnect is in the inbox or was received

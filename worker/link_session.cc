@@ -157,10 +157,11 @@ void LinkSession::HandleOnLoop(unsigned loop, const InboundBatch& batch) {
     const uint64_t id = envelope.connection_id();
     std::shared_ptr<Instance> instance;
     if (envelope.has_open()) {
+      v1::Open& open = *envelope.mutable_open();
       instance = std::make_shared<Instance>(
-          id, FromProto(std::move(*envelope.mutable_open()->mutable_scope())), shared_from_this(),
-          loop, runtime_.loop(loop), options.receive_window, send_window_, options.close_timeout,
-          runtime_.metrics());
+          id, FromProto(std::move(*open.mutable_scope())), std::move(*open.mutable_channel_name()),
+          shared_from_this(), loop, runtime_.loop(loop), options.receive_window, send_window_,
+          options.close_timeout, runtime_.metrics());
       state.instances.emplace(id, instance);
       runtime_.metrics().instances_started.Inc();
       if (ending()) instance->LinkLost();
@@ -171,6 +172,7 @@ void LinkSession::HandleOnLoop(unsigned loop, const InboundBatch& batch) {
       instance = it->second;
     }
     if (envelope.has_credit()) instance->Grant(envelope.credit());
+    for (const v1::LayerResult& result : envelope.layer_results()) instance->OnLayerResult(result);
     for (v1::Event& event : *envelope.mutable_events()) instance->Deliver(std::move(event));
   }
 }
@@ -209,6 +211,7 @@ bool LinkSession::HandleHello(const v1::Frame& frame) {
   w->set_capacity(options.capacity);
   *w->mutable_receive_window() = options.receive_window;
   w->set_heartbeat_interval_ms(static_cast<uint32_t>(options.heartbeat_interval.count()));
+  for (std::string& channel : runtime_.app().Channels()) w->add_channels(std::move(channel));
   if (writer_.PushFrame(std::move(welcome))) StartWrite();
   return true;
 }

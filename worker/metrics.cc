@@ -19,6 +19,12 @@ Metrics::Metrics(MetricsRegistry& r)
       close_timeouts(r.AddCounter("sluice_worker_close_timeouts_total",
                                   "Consumers cancelled for not returning within --close-timeout "
                                   "of their disconnect")),
+      layer_calls(
+          r.AddCounter("sluice_worker_layer_calls_total", "Channel-layer calls sent to gateways")),
+      layer_stalls(r.AddCounter("sluice_worker_layer_stalls_total",
+                                "Channel-layer calls that waited: kMaxLayerOps were outstanding")),
+      layer_unhandled(r.AddCounter("sluice_worker_layer_unhandled_total",
+                                   "Channel-layer messages with no handler for their type")),
       link(r, "sluice_worker") {}
 
 }  // namespace sluice::worker

@@ -16,6 +16,9 @@ struct Metrics {
   Counter& send_stalls;      // sends that waited for credit (a slow client)
   Counter& protocol_errors;  // gateways that broke the link protocol
   Counter& close_timeouts;   // consumers cancelled for not returning after their disconnect
+  Counter& layer_calls;      // channel-layer calls sent to the gateway
+  Counter& layer_stalls;     // calls that waited: kMaxLayerOps were outstanding
+  Counter& layer_unhandled;  // layer messages whose type had no handler (dropped)
 
   LinkTraffic link;  // Frames and envelopes on the gateway links
 };

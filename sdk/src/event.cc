@@ -45,6 +45,7 @@ std::string_view TypeName(const Event& event) {
     std::string_view operator()(const WebSocketSend&) const { return "websocket.send"; }
     std::string_view operator()(const WebSocketClose&) const { return "websocket.close"; }
     std::string_view operator()(const WebSocketDisconnect&) const { return "websocket.disconnect"; }
+    std::string_view operator()(const LayerMessage&) const { return "layer.message"; }
   };
   return std::visit(Visitor{}, event);
 }

@@ -12,7 +12,10 @@
 
 namespace sluice {
 
-Task<void> HttpConsumer::Run() { co_await Handle(); }
+Task<void> HttpConsumer::Run() {
+  co_await JoinGroups();
+  co_await Handle();
+}
 
 Task<std::optional<std::string>> HttpConsumer::ReadChunk() {
   while (!body_done_) {
@@ -20,6 +23,8 @@ Task<std::optional<std::string>> HttpConsumer::ReadChunk() {
     if (auto* request = std::get_if<HttpRequest>(&event)) {
       body_done_ = !request->more_body;
       if (!request->body.empty()) co_return std::move(request->body);
+    } else if (auto* message = std::get_if<LayerMessage>(&event)) {
+      co_await Dispatch(*message);
     } else if (std::holds_alternative<HttpDisconnect>(event)) {
       throw Disconnected("client disconnected");
     } else {
@@ -27,6 +32,25 @@ Task<std::optional<std::string>> HttpConsumer::ReadChunk() {
     }
   }
   co_return std::nullopt;
+}
+
+Task<bool> HttpConsumer::DispatchUntil(std::function<bool()> done,
+                                       std::chrono::steady_clock::duration timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    std::optional<Event> event = co_await ReceiveUntil(deadline);
+    if (!event) co_return false;
+    if (auto* message = std::get_if<LayerMessage>(&*event)) {
+      co_await Dispatch(*message);
+    } else if (auto* request = std::get_if<HttpRequest>(&*event)) {
+      body_done_ = !request->more_body;  // a body nobody read: dropped
+    } else if (std::holds_alternative<HttpDisconnect>(*event)) {
+      throw Disconnected("client disconnected");
+    } else {
+      throw std::logic_error("unexpected event for HTTP: " + std::string(TypeName(*event)));
+    }
+  }
+  co_return true;
 }
 
 Task<std::string> HttpConsumer::ReadBody(size_t max_bytes) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "sluice/channel_consumer.h"
 #include "sluice/http_consumer.h"
 #include "sluice/websocket_consumer.h"
 
@@ -15,6 +16,9 @@ class HttpNotFound final : public HttpConsumer {
 class WebSocketNotFound final : public WebSocketConsumer {
   Task<void> OnConnect() override { co_await Close(); }
 };
+
+// No handlers: the message is reported unhandled (logged, counted) and acknowledged.
+class ChannelNotFound final : public ChannelConsumer {};
 
 // Walks `pattern` and `path` segment by segment ('/'-separated; the counts must agree).
 // Captures are appended only when `captures` is given. Allocates nothing else.
@@ -53,6 +57,19 @@ Router& Router::WebSocket(std::string_view pattern, std::shared_ptr<Application>
   return *this;
 }
 
+Router& Router::Channel(std::string_view name, std::shared_ptr<Application> app) {
+  routes_.push_back({Scope::Type::kChannel, std::string(name), std::move(app)});
+  return *this;
+}
+
+std::vector<std::string> Router::Channels() const {
+  std::vector<std::string> channels;
+  for (const Route& route : routes_) {
+    if (route.type == Scope::Type::kChannel) channels.push_back(route.pattern);
+  }
+  return channels;
+}
+
 bool Router::Match(std::string_view pattern, std::string_view path,
                    std::vector<std::pair<std::string, std::string>>* captures) {
   // Checked first without capturing, so a route that does not match costs no allocation.
@@ -63,11 +80,17 @@ bool Router::Match(std::string_view pattern, std::string_view path,
 
 std::unique_ptr<Consumer> Router::Create(Scope& scope) {
   for (const Route& route : routes_) {
-    if (route.type == scope.type && Match(route.pattern, scope.path, &scope.url_route)) {
+    if (route.type != scope.type) continue;
+    if (scope.type == Scope::Type::kChannel) {
+      if (route.pattern == scope.path) return route.app->Create(scope);
+      continue;
+    }
+    if (Match(route.pattern, scope.path, &scope.url_route)) {
       return route.app->Create(scope);
     }
   }
   if (scope.type == Scope::Type::kHttp) return std::make_unique<HttpNotFound>();
+  if (scope.type == Scope::Type::kChannel) return std::make_unique<ChannelNotFound>();
   return std::make_unique<WebSocketNotFound>();
 }
 

@@ -8,7 +8,10 @@ Task<void> WebSocketConsumer::Run() {
   for (;;) {
     Event event = co_await Receive();
     if (std::holds_alternative<WebSocketConnect>(event)) {
+      co_await JoinGroups();  // before accept, as Channels does
       co_await OnConnect();
+    } else if (auto* layer_message = std::get_if<LayerMessage>(&event)) {
+      co_await Dispatch(*layer_message);
     } else if (auto* message = std::get_if<WebSocketReceive>(&event)) {
       if (message->binary) {
         co_await OnBinary(std::move(message->data));

@@ -17,6 +17,7 @@
 #include "gateway/options.h"
 #include "gateway/shard.h"
 #include "gateway/transport.h"
+#include "layer/in_memory_layer.h"
 
 namespace sluice::gateway::testing {
 
@@ -115,7 +116,15 @@ class FakeLink final : public Link {
 class FakePicker final : public LinkPicker {
  public:
   std::shared_ptr<Link> Pick() override { return link; }
+  std::shared_ptr<Link> PickFor(std::string_view channel) override {
+    for (const std::string& consumed : channels) {
+      if (consumed == channel) return link;
+    }
+    return nullptr;
+  }
+  std::vector<std::string> Channels() override { return channels; }
   std::shared_ptr<FakeLink> link;
+  std::vector<std::string> channels;  // what the fake worker consumes
 };
 
 inline v1::Window Window(uint32_t events, uint64_t bytes) {
@@ -136,6 +145,14 @@ class SessionHarness {
         client_(shard_.io()) {
     picker_.link = std::make_shared<FakeLink>(std::move(worker_window));
     shard_.Sweep(clock_);  // deadlines count from the harness's clock
+  }
+
+  /// Gives sessions an in-memory channel layer on the shard's loop (gateway id "gw").
+  layer::InMemoryLayer& UseLayer(layer::Options options = {}) {
+    options.gateway_id = "gw";
+    layer_ = std::make_unique<layer::InMemoryLayer>(shard_.io().get_executor(), std::move(options));
+    context_.layer = layer_.get();
+    return *layer_;
   }
 
   /// The server end for a new session; the harness keeps the client end.
@@ -218,6 +235,8 @@ class SessionHarness {
   FakePicker picker_;
   Context context_;
   Shard shard_{0};
+  // After the shard: destroyed first, with the sessions its pending handlers hold.
+  std::unique_ptr<layer::InMemoryLayer> layer_;
   TestStream client_;
   std::shared_ptr<TransportState> state_;
   int64_t clock_ = 1'000'000'000'000;

@@ -4,7 +4,10 @@
 #include <boost/asio/io_context.hpp>
 #include <deque>
 #include <exception>
+#include <functional>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -13,13 +16,31 @@
 namespace sluice::testing {
 
 /// A Connection that hands out scripted events and records what the consumer sends.
-/// Receive on an empty inbox throws std::runtime_error (the consumer read too far).
+/// Receive on an empty inbox throws std::runtime_error (the consumer read too far);
+/// ReceiveUntil on an empty inbox returns nullopt (the deadline passed). Layer calls are
+/// recorded and answered by `on_layer` (which may throw a LayerError), or succeed.
 class FakeConnection final : public Connection {
  public:
   std::deque<Event> inbox;
   std::vector<Event> sent;
   int receives = 0;
   bool gone = false;  // Send throws Disconnected
+  std::string channel_name = "specific.test!1";
+  std::vector<LayerCall> calls;
+  std::function<void(const LayerCall&)> on_layer;
+  std::vector<LayerMessage> unhandled;
+
+  Task<std::optional<Event>> ReceiveUntil(std::chrono::steady_clock::time_point) override {
+    if (inbox.empty()) co_return std::nullopt;
+    co_return co_await Receive();
+  }
+  const std::string& ChannelName() const override { return channel_name; }
+  Task<void> Layer(LayerCall call) override {
+    calls.push_back(call);
+    if (on_layer) on_layer(calls.back());
+    co_return;
+  }
+  void Unhandled(const LayerMessage& message) override { unhandled.push_back(message); }
 
   Task<Event> Receive() override {
     ++receives;

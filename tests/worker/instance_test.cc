@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/protocol.h"
 #include "sluice/http_consumer.h"
 #include "sluice/websocket_consumer.h"
 
@@ -66,6 +68,13 @@ class LambdaApp final : public Application {
     Task<void> Run() override { co_await body_(*this); }
     Task<Event> Receive() override { return Consumer::Receive(); }
     Task<void> Send(Event event) override { return Consumer::Send(std::move(event)); }
+    Task<std::optional<Event>> ReceiveUntil(
+        std::chrono::steady_clock::time_point deadline) override {
+      return Consumer::ReceiveUntil(deadline);
+    }
+    const std::string& ChannelName() const override { return channel_name(); }
+    Task<void> Layer(LayerCall call) override { return connection().Layer(std::move(call)); }
+    void Unhandled(const LayerMessage& message) override { connection().Unhandled(message); }
 
    private:
     Body body_;
@@ -94,8 +103,8 @@ class InstanceTest : public ::testing::Test {
     Scope scope;
     scope.type = type;
     scope.path = "/test";
-    return std::make_shared<Instance>(1, std::move(scope), host_, 0, io_, receive, send,
-                                      close_timeout, metrics_);
+    return std::make_shared<Instance>(1, std::move(scope), "specific.gw!1", host_, 0, io_, receive,
+                                      send, close_timeout, metrics_);
   }
   void Poll() {
     io_.restart();
@@ -318,6 +327,112 @@ TEST_F(InstanceTest, DrainClosesAWebSocketWith1012) {
   const auto events = host_->Events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].websocket_close().code(), 1012u);
+}
+
+// ---- The channel layer ----------------------------------------------------------------
+
+LayerCall GroupAddCall(std::string group) {
+  LayerCall call;
+  call.kind = LayerCall::Kind::kGroupAdd;
+  call.target = std::move(group);
+  return call;
+}
+
+v1::LayerResult Result(uint64_t op_id, v1::LayerResult::Status status) {
+  v1::LayerResult result;
+  result.set_op_id(op_id);
+  result.set_status(status);
+  return result;
+}
+
+TEST_F(InstanceTest, LayerCallsWaitForTheGatewaysAnswerAndThrowItsErrors) {
+  std::vector<std::string> outcomes;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    EXPECT_EQ(c.ChannelName(), "specific.gw!1");
+    for (int i = 0; i < 2; ++i) {
+      try {
+        co_await c.Layer(GroupAddCall("room"));
+        outcomes.emplace_back("ok");
+      } catch (const ChannelFull&) {
+        outcomes.emplace_back("full");
+      }
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket);
+  instance->Start(app);
+  Poll();
+  ASSERT_EQ(host_->sent.size(), 1u);
+  ASSERT_EQ(host_->sent[0].layer_ops_size(), 1);
+  EXPECT_EQ(host_->sent[0].layer_ops(0).group_add().group(), "room");
+  const uint64_t first = host_->sent[0].layer_ops(0).op_id();
+  EXPECT_TRUE(outcomes.empty()) << "the call waits for the answer";
+  instance->OnLayerResult(Result(first, v1::LayerResult::STATUS_OK));
+  Poll();
+  ASSERT_EQ(host_->sent.size(), 2u);
+  instance->OnLayerResult(
+      Result(host_->sent[1].layer_ops(0).op_id(), v1::LayerResult::STATUS_CHANNEL_FULL));
+  Poll();
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"ok", "full"}));
+  EXPECT_TRUE(host_->ended);
+  EXPECT_EQ(metrics_.layer_calls.value(), 2u);
+}
+
+TEST_F(InstanceTest, AtMostKMaxLayerOpsAreOutstandingAndTheRestWait) {
+  int answered = 0;
+  // kMaxLayerOps + 1 calls at once, from as many coroutines; no answer comes yet.
+  LambdaApp flood([&](Connection& c) -> Task<void> {
+    for (uint32_t i = 0; i <= kMaxLayerOps; ++i) {
+      net::co_spawn(co_await net::this_coro::executor, c.Layer(GroupAddCall("g")),
+                    [&](const std::exception_ptr&) { ++answered; });
+    }
+    co_await c.Receive();  // the disconnect
+  });
+  auto instance = Make(Scope::Type::kWebSocket);
+  instance->Start(flood);
+  Poll();
+  size_t ops = 0;
+  for (const auto& envelope : host_->sent) ops += static_cast<size_t>(envelope.layer_ops_size());
+  EXPECT_EQ(ops, kMaxLayerOps);
+  EXPECT_EQ(metrics_.layer_stalls.value(), 1u);
+  instance->OnLayerResult(Result(1, v1::LayerResult::STATUS_OK));
+  Poll();
+  ops = 0;
+  for (const auto& envelope : host_->sent) ops += static_cast<size_t>(envelope.layer_ops_size());
+  EXPECT_EQ(ops, kMaxLayerOps + 1) << "the waiting call went once one was answered";
+  // The client leaves: calls still waiting throw Disconnected; none is left hanging.
+  instance->LinkLost();
+  Poll();
+  EXPECT_EQ(answered, static_cast<int>(kMaxLayerOps) + 1);
+}
+
+TEST_F(InstanceTest, LayerMessagesArriveAsEventsWithinCredit) {
+  std::vector<Message> got;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    for (;;) {
+      Event event = co_await c.Receive();
+      auto* message = std::get_if<LayerMessage>(&event);
+      if (message == nullptr) co_return;
+      got.push_back(message->message);
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket, Window(2, 1 << 20));
+  instance->Start(app);
+  for (int i = 0; i < 2; ++i) {
+    const Message message = {{"type", "chat.message"}, {"n", i}};
+    const std::vector<uint8_t> bytes = Message::to_msgpack(message);
+    v1::Event event;
+    event.mutable_layer_message()->set_message(bytes.data(), bytes.size());
+    instance->Deliver(std::move(event));
+  }
+  Poll();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1]["n"], 1);
+  EXPECT_EQ(host_->CreditEvents(), 2u) << "consumed layer messages give their credit back";
+  v1::Event bad;
+  bad.mutable_layer_message()->set_message("not msgpack");
+  instance->Deliver(std::move(bad));
+  Poll();
+  EXPECT_EQ(metrics_.protocol_errors.value(), 1u);
 }
 
 }  // namespace

@@ -1,12 +1,17 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "sluice/event.h"
+#include "sluice/layer.h"
 
 namespace sluice {
 
@@ -34,14 +39,36 @@ class Connection {
   /// Disconnected once the client is gone, std::logic_error when the event is not valid in
   /// the connection's state (e.g. a body before http.response.start).
   virtual Task<void> Send(Event event) = 0;
+
+  /// As Receive, but gives up at `deadline` (nullopt then).
+  virtual Task<std::optional<Event>> ReceiveUntil(
+      std::chrono::steady_clock::time_point deadline) = 0;
+  /// The connection's channel-layer channel (`specific.<gateway>!<id>`; for a
+  /// background-channel consumer, the named channel); empty when the gateway has no layer.
+  virtual const std::string& ChannelName() const = 0;
+  /// Runs a channel-layer operation at the gateway and waits for its answer. Throws a
+  /// LayerError, or Disconnected once the client is gone (a GroupDiscard then returns: the
+  /// gateway has left the connection's groups already).
+  virtual Task<void> Layer(LayerCall call) = 0;
+  /// A layer message for which the consumer has no handler: logged and counted.
+  virtual void Unhandled(const LayerMessage& message) = 0;
 };
 
 /// An ASGI application instance: one per client connection (one per HTTP request). The
 /// runtime constructs it, binds it to its Connection, awaits Run(), then destroys it.
 /// Subclass WebSocketConsumer or HttpConsumer unless you want raw ASGI events.
+/// Channel layer (Channels' `self.channel_layer`): every consumer has a channel,
+/// channel_name(), and may join groups and send to channels and groups; each call waits for
+/// the gateway's answer and throws ChannelFull, MessageTooLarge, LayerUnavailable or
+/// InvalidLayerCall. Messages that arrive on its channel call the handler registered with
+/// On() for their "type", in order with the connection's other events; a type without a
+/// handler is logged and counted, not fatal (Channels raises ValueError: one stray sender in
+/// a group would otherwise close every member's connection).
 /// Thread-safety: the runtime never runs two of its coroutines at once.
 class Consumer {
  public:
+  using MessageHandler = std::function<Task<void>(const Message&)>;
+
   virtual ~Consumer() = default;
 
   /// Handles the connection from start to end. Raw consumers loop over Receive().
@@ -56,12 +83,38 @@ class Consumer {
  protected:
   Scope& scope() { return *scope_; }
   const Scope& scope() const { return *scope_; }
+  Connection& connection() { return *connection_; }
   Task<Event> Receive() { return connection_->Receive(); }
   Task<void> Send(Event event) { return connection_->Send(std::move(event)); }
+  Task<std::optional<Event>> ReceiveUntil(std::chrono::steady_clock::time_point deadline) {
+    return connection_->ReceiveUntil(deadline);
+  }
+
+  // ---- The channel layer ----
+  const std::string& channel_name() const { return connection_->ChannelName(); }
+  /// Adds this connection's channel to `group` (refreshing its 86 400 s expiry).
+  Task<void> GroupAdd(std::string group);
+  Task<void> GroupDiscard(std::string group);
+  /// One message to every channel in `group`; members that are full are skipped.
+  Task<void> GroupSend(std::string group, const Message& message);
+  /// One message to `channel` (another connection's channel_name(), or a named channel such
+  /// as a background channel): ChannelFull when it holds its capacity.
+  Task<void> ChannelSend(std::string channel, const Message& message);
+  /// The handler for messages of `type` ("chat.message"); a later call replaces it.
+  void On(std::string type, MessageHandler handler);
+  /// Groups joined before the connection is handled (a WebSocket: before OnConnect, so
+  /// before it is accepted) and left when it ends (the gateway leaves every group of a
+  /// channel it closes). Channels' `groups` attribute.
+  virtual std::vector<std::string> Groups() const { return {}; }
+  /// Calls the handler for the message's type (or reports it unhandled).
+  Task<void> Dispatch(const LayerMessage& message);
+  /// Joins Groups().
+  Task<void> JoinGroups();
 
  private:
   Scope* scope_ = nullptr;
   Connection* connection_ = nullptr;
+  std::unordered_map<std::string, MessageHandler> handlers_;
 };
 
 /// Makes a consumer for a scope. Routers and middleware are Applications too.
@@ -71,6 +124,8 @@ class Application {
   virtual ~Application() = default;
   /// A consumer for this connection. May edit the scope (e.g. url_route). Never null.
   virtual std::unique_ptr<Consumer> Create(Scope& scope) = 0;
+  /// The named channels this application consumes (Router::Channel), announced to gateways.
+  virtual std::vector<std::string> Channels() const { return {}; }
 };
 
 /// An Application that constructs a T for every connection.

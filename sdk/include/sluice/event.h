@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,7 +23,8 @@ struct Address {
 /// The ASGI connection scope (asgiref www.rst), plus `url_route`, filled by the Router.
 /// Plain data: copy it freely.
 struct Scope {
-  enum class Type { kHttp, kWebSocket };
+  /// kChannel: a background-channel message (Router::Channel); `path` is the channel name.
+  enum class Type { kHttp, kWebSocket, kChannel };
   Type type = Type::kHttp;
   std::string http_version;  // "1.0" or "1.1"
   std::string method;        // upper-case; empty for WebSocket
@@ -83,9 +85,21 @@ struct WebSocketDisconnect {
   std::string reason;
 };
 
+/// A channel-layer message: a JSON object with a string "type"; text is a string, bytes are
+/// Message::binary_t (msgpack on the wire, as channels_redis writes it).
+using Message = nlohmann::json;
+
+/// A channel-layer message delivered to the connection (gateway → application), in order
+/// with its other events. Consumers see it through their On(type, …) handlers.
+struct LayerMessage {
+  Message message;
+  /// Background channels only: the same when a message is delivered again (at least once).
+  std::string delivery_id;
+};
+
 using Event = std::variant<HttpRequest, HttpDisconnect, HttpResponseStart, HttpResponseBody,
                            WebSocketConnect, WebSocketAccept, WebSocketReceive, WebSocketSend,
-                           WebSocketClose, WebSocketDisconnect>;
+                           WebSocketClose, WebSocketDisconnect, LayerMessage>;
 
 /// The ASGI type name of an event ("http.request", "websocket.send", ...).
 std::string_view TypeName(const Event& event);

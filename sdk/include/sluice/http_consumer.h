@@ -1,6 +1,8 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -60,6 +62,12 @@ class HttpConsumer : public Consumer {
   /// whole before answering is what lets clients that send everything before they read
   /// (most HTTP libraries) get their answer for any body size.
   Task<RequestBody> ReadWholeBody(size_t max_bytes = 64 << 20, size_t spool_threshold = 1 << 20);
+
+  /// Handles channel-layer messages (their On() handlers run) until `done()` holds (true)
+  /// or `timeout` passes (false): how a request waits for an answer on its channel_name().
+  /// Throws Disconnected when the client leaves; request body pieces not read yet are
+  /// dropped.
+  Task<bool> DispatchUntil(std::function<bool()> done, std::chrono::steady_clock::duration timeout);
 
   /// A complete response in one call; adds content-type when given and absent.
   Task<void> Respond(int status, std::string body, Headers headers = {},
