@@ -12,6 +12,11 @@ packages=(
   python3 python3-pytest python3-websockets
   clang libclang-rt-14-dev llvm  # fuzzing: libFuzzer, and llvm-symbolizer for its stacks
 )
+# The e2e suite's browser test (tests/browser: Node drives headless Chromium). Node and npm
+# count when installed by other means: NodeSource's nodejs package includes npm and
+# conflicts with Debian's.
+packages+=(chromium)
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 for group in "$@"; do
   case "$group" in
@@ -36,4 +41,12 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+fi
+
+# The browser test's npm packages, as locked: installed once, and again when the lock changed.
+browser_tests="$(dirname "$0")/../tests/browser"
+lock=$browser_tests/package-lock.json
+if [[ ! $browser_tests/node_modules/.package-lock.json -nt $lock ]]; then
+  echo "setup: npm ci in tests/browser"
+  npm ci --prefix "$browser_tests" --no-audit --no-fund --loglevel=error >/dev/null
 fi

@@ -312,6 +312,11 @@ def pytest_configure(config):
         "markers",
         "long_running: takes minutes; skipped in sanitizer builds unless SLUICE_SKIP_LONG=0",
     )
+    config.addinivalue_line(
+        "markers",
+        "browser: drives a real headless Chromium through Node (tests/browser); "
+        "`-m 'not browser'` leaves these out",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
