@@ -12,10 +12,10 @@ packages=(
   python3 python3-pytest python3-websockets
   clang libclang-rt-14-dev llvm  # fuzzing: libFuzzer, and llvm-symbolizer for its stacks
 )
-# The e2e suite's browser test (tests/browser: Node drives headless Chromium). Node and npm
-# count when installed by other means: NodeSource's nodejs package includes npm and
-# conflicts with Debian's.
-packages+=(chromium)
+# The e2e suite's browser test (tests/browser: Node drives headless Chromium) and its Redis
+# fixture. Node and npm count when installed by other means: NodeSource's nodejs package
+# includes npm and conflicts with Debian's.
+packages+=(chromium redis-server)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 for group in "$@"; do
