@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "demo/chat_page.h"
 #include "sluice/channel_consumer.h"
 #include "sluice/http_consumer.h"
 #include "sluice/layer.h"
@@ -75,6 +76,20 @@ int QueryInt(const Scope& scope, std::string_view name, int fallback) {
   }
   return value;
 }
+
+// GET /: the chat page (demo/chat.html, built in), a client of /ws/chat/{room}.
+class ChatPage final : public HttpConsumer {
+  Task<void> Handle() override {
+    Headers headers;
+    if (scope().method != "GET") {
+      headers.emplace_back("allow", "GET");
+      co_await Respond(405, "Method Not Allowed\n", std::move(headers));
+      co_return;
+    }
+    headers.emplace_back("cache-control", "no-cache");
+    co_await Respond(200, std::string(kChatPage), std::move(headers), "text/html; charset=utf-8");
+  }
+};
 
 class Hello final : public HttpConsumer {
   Task<void> Handle() override { co_await Respond(200, "Hello, world"); }
@@ -452,7 +467,8 @@ class LayerProbe final : public WebSocketConsumer {
 
 std::shared_ptr<Router> MakeApp() {
   auto router = std::make_shared<Router>();
-  router->Http("/hello", Make<Hello>())
+  router->Http("/", Make<ChatPage>())
+      .Http("/hello", Make<Hello>())
       .Http("/echo", Make<Echo>())
       .Http("/echo/stream", Make<EchoStream>())
       .Http("/sse", Make<Sse>())

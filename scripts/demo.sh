@@ -45,6 +45,8 @@ sluice is up: gateway on $host:$port, demo worker on 127.0.0.1:$worker_port.
   Metrics:         curl 127.0.0.1:$admin_port/metrics   (worker: 127.0.0.1:$((admin_port + 1))/metrics)
 Ctrl-C stops both.
 
+Chat (open in a browser, in two tabs): $base/
+
 MSG
 # Ends when either process exits, or on Ctrl-C.
 wait -n "${pids[@]}"

@@ -29,7 +29,7 @@ for stage in "${stages[@]}"; do
   }
 done
 
-scripts/setup.sh
+scripts/setup.sh tests
 
 supp=$PWD/tests/sanitizers
 suppressions() { [[ -f $supp/$1.supp ]] && echo "suppressions=$supp/$1.supp:" || true; }

@@ -7,6 +7,8 @@ start_worker(capacity=None, threads=None, admin=False, extra_args=())
 start_gateway(workers, threads=None, wait_ready=True, admin=False, extra_args=())
                                       -> Proc (ready: GET /hello == 200)
 stack                                 -> Stack(worker, gateway)
+redis_server                          -> RedisServer(host, port, url, proc): a private
+                                         redis-server (skipped when not installed)
 
 With admin=True the process is started with `--admin 127.0.0.1:0`; the fixture waits for its
 "... admin on HOST:PORT" line and sets `proc.admin_port` (see e2e_helpers.scrape_metrics).
@@ -31,7 +33,9 @@ import itertools
 import os
 import queue
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -312,6 +316,11 @@ def pytest_configure(config):
         "markers",
         "long_running: takes minutes; skipped in sanitizer builds unless SLUICE_SKIP_LONG=0",
     )
+    config.addinivalue_line(
+        "markers",
+        "browser: drives a real headless Chromium through Node (tests/browser); "
+        "`-m 'not browser'` leaves these out",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -461,3 +470,67 @@ def stack(start_worker, start_gateway) -> Stack:
     worker = start_worker()
     gateway = start_gateway([worker])
     return Stack(worker, gateway)
+
+
+@dataclass
+class RedisServer:
+    host: str
+    port: int
+    proc: Proc
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def command(self, *args, timeout: float = 5.0) -> bytes:
+        """One command on a fresh connection; the reply's first line (e.g. b"+PONG"), then,
+        for a bulk string, its payload (b"$5" + b"hello" -> b"hello")."""
+        return redis_command(self.port, *args, timeout=timeout)
+
+
+def redis_command(port: int, *args, timeout: float = 5.0) -> bytes:
+    request = b"*%d\r\n" % len(args)
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        request += b"$%d\r\n%s\r\n" % (len(data), data)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        reply = sock.makefile("rb")
+        line = reply.readline().rstrip(b"\r\n")
+        if line.startswith(b"$") and line != b"$-1":
+            return reply.read(int(line[1:]) + 2)[:-2]
+        return line
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server(_procs, tmp_path) -> RedisServer:
+    """A private redis-server on a free port of 127.0.0.1, no persistence, ready (answers
+    PING); stopped in teardown like the sluice processes (SIGTERM, then SIGKILL)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server not installed (scripts/setup.sh installs it)")
+    for attempt in range(3):  # the free port can be taken before redis-server binds it
+        port = _free_port()
+        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(tmp_path)]
+        proc = Proc(f"redis{attempt + 1}", argv, tmp_path)
+        _procs.append(proc)
+        deadline = time.monotonic() + READY_LINE_TIMEOUT
+        while proc.alive() and time.monotonic() < deadline:
+            try:
+                if redis_command(port, "PING", timeout=1) == b"+PONG":
+                    return RedisServer("127.0.0.1", port, proc)
+            except OSError:
+                pass
+            time.sleep(0.05)
+        if proc.alive():
+            pytest.fail(f"redis-server did not answer PING within {READY_LINE_TIMEOUT:.0f} s\n"
+                        f"{proc.describe()}", pytrace=False)
+        proc.expected_exit = True  # port taken: try another
+    pytest.fail(f"redis-server exited at start 3 times\n{proc.describe()}", pytrace=False)
