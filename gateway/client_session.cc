@@ -235,7 +235,14 @@ InstanceLink& ClientSession::BindInstance(std::shared_ptr<Link> link) {
 }
 
 bool ClientSession::OpenInstance(v1::Scope&& scope, v1::Event* first) {
-  if (context_.layer) channel_ = context_.layer->NewChannel(instance_->id());
+  if (context_.layer) {
+    // A WebSocket's channel is created with it. An HTTP request's is only named here: most
+    // never use it, and creating and closing one costs three tasks on the layer's loop. It
+    // is created by the request's first layer operation (RunLayerOp), before that runs.
+    channel_open_ = scope.type() == v1::Scope::TYPE_WEBSOCKET;
+    channel_ = channel_open_ ? context_.layer->NewChannel(instance_->id())
+                             : context_.layer->ChannelName(instance_->id());
+  }
   if (!instance_->Open(std::move(scope), first, channel_)) return false;
   PullLayer();
   return true;
@@ -304,7 +311,7 @@ void ClientSession::OnLinkLost() {
 // ---- The channel layer -------------------------------------------------------------------
 
 void ClientSession::PullLayer() {
-  if (channel_.empty() || layer_receiving_ || !instance_open()) return;
+  if (!channel_open_ || layer_receiving_ || !instance_open()) return;
   if (layer_held_) {
     if (!can_send_to_worker()) return;
     v1::Event event;
@@ -343,6 +350,11 @@ void ClientSession::RunLayerOp(v1::LayerOp& op) {
     return instance_->SendLayerResult(op_id, v1::LayerResult::STATUS_INVALID);
   }
   ++layer_ops_;
+  if (!channel_open_ && !channel_.empty()) {
+    context_.layer->NewChannel(instance_->id());  // queued on the layer's loop before the op
+    channel_open_ = true;
+    PullLayer();
+  }
   gateway::RunLayerOp(*context_.layer, channel_, op, shard_.io().get_executor(),
                       [self = self(), id = instance_->id(), op_id](v1::LayerResult::Status status) {
                         self->OnLayerResult(id, op_id, status);
@@ -357,7 +369,11 @@ void ClientSession::OnLayerResult(uint64_t id, uint64_t op_id, v1::LayerResult::
 
 void ClientSession::CloseChannel() {
   if (channel_.empty()) return;
-  context_.layer->CloseChannel(std::exchange(channel_, {}));
+  if (std::exchange(channel_open_, false)) {
+    context_.layer->CloseChannel(std::exchange(channel_, {}));
+  } else {
+    channel_.clear();
+  }
   layer_held_.reset();
   layer_receiving_ = false;
   layer_ops_ = 0;

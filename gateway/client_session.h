@@ -195,6 +195,7 @@ class ClientSession : public Endpoint {
   std::vector<Chunk> inflight_;  // the batch being written, moved out of out_
   std::optional<InstanceLink> instance_;
   std::string channel_;           // the instance's layer channel; empty: none
+  bool channel_open_ = false;     // created in the layer (see OpenInstance)
   layer::MessagePtr layer_held_;  // received while the worker had no credit for it
   uint32_t layer_ops_ = 0;        // the instance's layer operations not yet answered
   int64_t read_deadline_ = 0;     // 0: none

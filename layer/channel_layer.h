@@ -114,7 +114,11 @@ class ChannelLayer {
   virtual ~ChannelLayer() = default;
 
   /// Creates the local channel `specific.<gateway>!<hex id>`; the caller keeps ids unique.
+  /// Creating one again is harmless.
   virtual std::string NewChannel(uint64_t id) = 0;
+  /// The name NewChannel(id) gives, without creating the channel (no work on the layer's
+  /// loop): for a connection whose channel is created only if it is used.
+  virtual std::string ChannelName(uint64_t id) const = 0;
   /// Ends a local channel: drops its queue, cancels its Receive, leaves the groups it joined
   /// through this layer. On a named channel, cancels a pending Receive only.
   virtual void CloseChannel(std::string channel) = 0;

@@ -18,10 +18,14 @@ LayerBase::LayerBase(const Executor& executor, Options options)
   if (!options_.clock) options_.clock = SystemClock;
 }
 
-std::string LayerBase::NewChannel(uint64_t id) {
+std::string LayerBase::ChannelName(uint64_t id) const {
   char local[17];
   std::snprintf(local, sizeof local, "%llx", static_cast<unsigned long long>(id));
-  std::string name = local_prefix_ + local;
+  return local_prefix_ + local;
+}
+
+std::string LayerBase::NewChannel(uint64_t id) {
+  std::string name = ChannelName(id);
   Run([this, name] { local_.try_emplace(name, CapacityOf(name)); });
   return name;
 }

@@ -22,6 +22,7 @@ class LayerBase : public ChannelLayer {
   LayerBase(const Executor& executor, Options options);
 
   std::string NewChannel(uint64_t id) override;
+  std::string ChannelName(uint64_t id) const override;
   void CloseChannel(std::string channel) override;
   void Receive(std::string channel, ReceiveCompletion done) override;
   const Stats& stats() const override { return stats_; }

@@ -139,6 +139,28 @@ TEST_F(ClientLayerTest, OperationsAreAnsweredWithTheConnectionAsTheMember) {
   EXPECT_EQ(got[0], Chat("to all"));
 }
 
+TEST_F(ClientLayerTest, AnHttpRequestsChannelIsCreatedByItsFirstOperation) {
+  std::make_shared<HttpSession>(h_.shard(), h_.context(), h_.Connect(), false)->Start();
+  h_.ClientSends("GET /tasks HTTP/1.1\r\nHost: a\r\n\r\n");
+  auto sent = h_.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  const uint64_t id = sent[0].connection_id();
+  channel_ = sent[0].open().channel_name();
+  EXPECT_EQ(channel_.rfind("specific.gw!", 0), 0u) << channel_;
+  // Named, not created: a send to it finds no channel (counted, as for a closed one).
+  Send(channel_, Chat("too early"));
+  EXPECT_EQ(layer_.stats().dropped_closed.load(), 1u);
+  EXPECT_TRUE(Messages().empty());
+  // The first operation creates it before it runs; from then on messages arrive.
+  h_.WorkerSends({Ops(id, {GroupAdd(1, "room")})});
+  Send(channel_, Chat("now"));
+  const auto got = Messages();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], Chat("now"));
+  ASSERT_EQ(results_.size(), 1u);
+  EXPECT_EQ(results_[0].status(), v1::LayerResult::STATUS_OK);
+}
+
 TEST_F(ClientLayerTest, AnEndedConnectionLeavesItsGroupsAndItsChannel) {
   const uint64_t id = Connect();
   v1::Envelope accept = Ops(id, {GroupAdd(1, "room")});
