@@ -34,6 +34,9 @@ std::unique_ptr<layer::ChannelLayer> MakeLayer(const Options& options,
   layer::Options layer_options;
   layer_options.gateway_id = LayerGatewayId(options.gateway_id);
   layer_options.capacity = options.layer_capacity;
+  for (const auto& [pattern, capacity] : options.channel_capacity) {
+    layer_options.channel_capacity.push_back(layer::CapacityRule::Glob(pattern, capacity));
+  }
   if (options.layer == "memory") {
     return std::make_unique<layer::InMemoryLayer>(io.get_executor(), std::move(layer_options));
   }

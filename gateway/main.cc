@@ -89,10 +89,28 @@ int main(int argc, char** argv) {
                  "messages a channel holds before senders get ChannelFull")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  std::vector<std::string> channel_capacity;
+  cli.add_option("--channel-capacity", channel_capacity,
+                 "PATTERN=N: capacity of the channels whose name matches the glob PATTERN "
+                 "(repeatable; the first match wins)")
+      ->check([](const std::string& rule) -> std::string {
+        const size_t eq = rule.rfind('=');
+        if (eq == std::string::npos || eq == 0) return "expected PATTERN=N";
+        const std::string n = rule.substr(eq + 1);
+        if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoul(n) == 0) {
+          return "N must be a positive number";
+        }
+        return "";
+      });
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
+  }
+  for (const std::string& rule : channel_capacity) {
+    const size_t eq = rule.rfind('=');
+    options.channel_capacity.emplace_back(rule.substr(0, eq), std::stoul(rule.substr(eq + 1)));
   }
   auto address = sluice::ParseHostPort(listen);
   auto worker_list = sluice::ParseHostPortList(workers);

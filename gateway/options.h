@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/host_port.h"
@@ -63,6 +64,9 @@ struct Options {
   std::string layer = "memory";
   /// Messages a channel holds before senders get ChannelFull (channels_redis `capacity`).
   size_t layer_capacity = 100;
+  /// Capacities by channel-name glob (channels_redis `channel_capacity`), in order; the
+  /// first match wins, layer_capacity is for the rest.
+  std::vector<std::pair<std::string, size_t>> channel_capacity;
 
   Options();
 };
