@@ -189,8 +189,10 @@ class Proc:
     def pid(self) -> int:
         return self.popen.pid
 
-    def _wait_for_line(self, pattern: "re.Pattern", what: str, timeout: float):
-        """Wait (bounded) for a stdout line matching `pattern`; return the match."""
+    def _wait_for_line(self, pattern: "re.Pattern", what: str, timeout: float,
+                       fail_on_exit: bool = True):
+        """Wait (bounded) for a stdout line matching `pattern`; return the match. If the
+        process exits first: fail, or return None when `fail_on_exit` is False."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -205,6 +207,8 @@ class Proc:
             except queue.Empty:
                 continue
             if line is None:
+                if not fail_on_exit:
+                    return None
                 try:
                     code = self.popen.wait(timeout=2)
                 except subprocess.TimeoutExpired:
@@ -502,6 +506,9 @@ def redis_command(port: int, *args, timeout: float = 5.0) -> bytes:
         return line
 
 
+REDIS_READY = re.compile(rb".*Ready to accept connections")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -521,16 +528,10 @@ def redis_server(_procs, tmp_path) -> RedisServer:
                 "--appendonly", "no", "--dir", str(tmp_path)]
         proc = Proc(f"redis{attempt + 1}", argv, tmp_path)
         _procs.append(proc)
-        deadline = time.monotonic() + READY_LINE_TIMEOUT
-        while proc.alive() and time.monotonic() < deadline:
-            try:
-                if redis_command(port, "PING", timeout=1) == b"+PONG":
-                    return RedisServer("127.0.0.1", port, proc)
-            except OSError:
-                pass
-            time.sleep(0.05)
-        if proc.alive():
-            pytest.fail(f"redis-server did not answer PING within {READY_LINE_TIMEOUT:.0f} s\n"
-                        f"{proc.describe()}", pytrace=False)
+        # redis-server logs this line (flushed) once it listens; an exit before it is a port
+        # taken meanwhile. A missing line past the timeout fails.
+        if proc._wait_for_line(REDIS_READY, "Ready to accept connections", READY_LINE_TIMEOUT,
+                               fail_on_exit=False):
+            return RedisServer("127.0.0.1", port, proc)
         proc.expected_exit = True  # port taken: try another
     pytest.fail(f"redis-server exited at start 3 times\n{proc.describe()}", pytrace=False)
