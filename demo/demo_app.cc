@@ -354,6 +354,23 @@ class TaskRequest final : public HttpConsumer {
   std::optional<std::string> result_;
 };
 
+// The end-to-end suite's signal files: NAME in SLUICE_DEMO_SIGNAL_DIR.
+std::filesystem::path SignalPath(const std::string& name) {
+  const char* dir = std::getenv("SLUICE_DEMO_SIGNAL_DIR");
+  if (dir == nullptr || name.empty() || name.find('/') != std::string::npos) {
+    throw std::invalid_argument("waiting for a signal needs SLUICE_DEMO_SIGNAL_DIR and a plain name");
+  }
+  return std::filesystem::path(dir) / name;
+}
+
+Task<void> WaitForFile(std::filesystem::path signal) {
+  net::steady_timer timer(co_await net::this_coro::executor);
+  while (!std::filesystem::exists(signal)) {
+    timer.expires_after(std::chrono::milliseconds(10));
+    co_await timer.async_wait(net::use_awaitable);
+  }
+}
+
 // The background consumer of "tasks": answers task.run with task.done {result, delivery_id}
 // on its reply_channel (and to reply_group when given). With SLUICE_DEMO_SIGNAL_DIR set (the
 // end-to-end suite), a body "wait:NAME" first writes NAME.taken.<pid> (the delivery id) in
@@ -377,17 +394,9 @@ class TaskRunner final : public ChannelConsumer {
   }
 
   Task<void> WaitForSignal(const std::string& name) {
-    const char* dir = std::getenv("SLUICE_DEMO_SIGNAL_DIR");
-    if (dir == nullptr || name.empty() || name.find('/') != std::string::npos) {
-      throw std::invalid_argument("wait: tasks need SLUICE_DEMO_SIGNAL_DIR and a plain name");
-    }
-    const std::filesystem::path signal = std::filesystem::path(dir) / name;
+    const std::filesystem::path signal = SignalPath(name);
     std::ofstream(signal.string() + ".taken." + std::to_string(::getpid())) << delivery_id();
-    net::steady_timer timer(co_await net::this_coro::executor);
-    while (!std::filesystem::exists(signal)) {
-      timer.expires_after(std::chrono::milliseconds(10));
-      co_await timer.async_wait(net::use_awaitable);
-    }
+    co_await WaitForFile(signal);
   }
 };
 
@@ -396,7 +405,8 @@ class TaskRunner final : public ChannelConsumer {
 // "group_send" | "group_add" | "group_discard", "channel" | "group", "message", "pad": N
 // (adds N bytes of padding to the message)}, answered {"op", "result": "ok" | the error's
 // name}. Messages of type test.message come back as {"got": message}; a test.block message
-// blocks its handler for a minute, so the consumer stops taking events (a consumer that
+// blocks its handler for a minute, or until the signal file named by its "until" exists,
+// so the consumer stops taking events (a consumer that
 // does not read: its channel fills, and senders see ChannelFull).
 class LayerProbe final : public WebSocketConsumer {
  public:
@@ -409,7 +419,12 @@ class LayerProbe final : public WebSocketConsumer {
       Message got = {{"got", message}};
       co_await SendText(got.dump());
     });
-    On("test.block", [](const Message&) -> Task<void> {
+    On("test.block", [](const Message& message) -> Task<void> {
+      if (message.contains("until")) {
+        const std::filesystem::path signal = SignalPath(message.value("until", std::string()));
+        co_await WaitForFile(signal);
+        co_return;
+      }
       net::steady_timer timer(co_await net::this_coro::executor);
       timer.expires_after(std::chrono::minutes(1));
       co_await timer.async_wait(net::as_tuple(net::use_awaitable));

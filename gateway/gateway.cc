@@ -34,6 +34,8 @@ std::unique_ptr<layer::ChannelLayer> MakeLayer(const Options& options,
   layer::Options layer_options;
   layer_options.gateway_id = LayerGatewayId(options.gateway_id);
   layer_options.capacity = options.layer_capacity;
+  layer_options.expiry = options.layer_expiry;
+  layer_options.group_expiry = options.group_expiry;
   for (const auto& [pattern, capacity] : options.channel_capacity) {
     layer_options.channel_capacity.push_back(layer::CapacityRule::Glob(pattern, capacity));
   }

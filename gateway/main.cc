@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   unsigned body_timeout = options.body_timeout.count();
   unsigned linger_timeout = options.linger_timeout.count();
   unsigned drain_timeout = options.drain_timeout.count();
+  unsigned layer_expiry = options.layer_expiry.count();
+  unsigned group_expiry = options.group_expiry.count();
   std::string admin;
 
   CLI::App cli{"sluice gateway: holds client HTTP and WebSocket sockets for sluice workers"};
@@ -89,6 +91,14 @@ int main(int argc, char** argv) {
                  "messages a channel holds before senders get ChannelFull")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cli.add_option("--layer-expiry", layer_expiry,
+                 "seconds a channel-layer message waits to be received before it is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  cli.add_option("--group-expiry", group_expiry,
+                 "seconds a group member stays without being added again")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 365u * 86400u));
   std::vector<std::string> channel_capacity;
   cli.add_option("--channel-capacity", channel_capacity,
                  "PATTERN=N: capacity of the channels whose name matches the glob PATTERN "
@@ -130,6 +140,8 @@ int main(int argc, char** argv) {
   options.body_timeout = std::chrono::seconds(body_timeout);
   options.linger_timeout = std::chrono::seconds(linger_timeout);
   options.drain_timeout = std::chrono::seconds(drain_timeout);
+  options.layer_expiry = std::chrono::seconds(layer_expiry);
+  options.group_expiry = std::chrono::seconds(group_expiry);
   if (!admin.empty()) {
     auto admin_address = sluice::ParseHostPort(admin);
     if (!admin_address.ok()) {

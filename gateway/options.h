@@ -67,6 +67,11 @@ struct Options {
   /// Capacities by channel-name glob (channels_redis `channel_capacity`), in order; the
   /// first match wins, layer_capacity is for the rest.
   std::vector<std::pair<std::string, size_t>> channel_capacity;
+  /// A message not received this long after it was sent is dropped (channels_redis `expiry`).
+  std::chrono::seconds layer_expiry{60};
+  /// A group member not re-added this long after joining is dropped from the group
+  /// (channels_redis `group_expiry`).
+  std::chrono::seconds group_expiry{86400};
 
   Options();
 };

@@ -476,15 +476,41 @@ def stack(start_worker, start_gateway) -> Stack:
     return Stack(worker, gateway)
 
 
-@dataclass
 class RedisServer:
-    host: str
-    port: int
-    proc: Proc
+    """A private redis-server on 127.0.0.1:`port` without persistence. `kill()` and
+    `restart()` (on the same port, empty) stage a Redis outage."""
+
+    def __init__(self, exe: str, port: int, log_dir: Path, procs: list):
+        self.host = "127.0.0.1"
+        self.port = port
+        self.argv = [exe, "--port", str(port), "--bind", self.host, "--save", "",
+                     "--appendonly", "no", "--dir", str(log_dir)]
+        self._log_dir = log_dir
+        self._procs = procs
+        self.proc = None
 
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
+
+    def start(self) -> bool:
+        """Start it; wait (bounded) until it listens. False if it exited first (the port
+        was taken)."""
+        self.proc = Proc(f"redis{len(self._procs)}", self.argv, self._log_dir)
+        self._procs.append(self.proc)
+        # redis-server logs this line (flushed) once it listens. A missing line past the
+        # timeout fails.
+        if self.proc._wait_for_line(REDIS_READY, "Ready to accept connections",
+                                    READY_LINE_TIMEOUT, fail_on_exit=False):
+            return True
+        self.proc.expected_exit = True
+        return False
+
+    def kill(self):
+        self.proc.kill()
+
+    def restart(self):
+        assert self.start(), f"redis-server did not start again\n{self.proc.describe()}"
 
     def command(self, *args, timeout: float = 5.0) -> bytes:
         """One command on a fresh connection; the reply's first line (e.g. b"+PONG"), then,
@@ -522,16 +548,8 @@ def redis_server(_procs, tmp_path) -> RedisServer:
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server not installed (scripts/setup.sh installs it)")
-    for attempt in range(3):  # the free port can be taken before redis-server binds it
-        port = _free_port()
-        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(tmp_path)]
-        proc = Proc(f"redis{attempt + 1}", argv, tmp_path)
-        _procs.append(proc)
-        # redis-server logs this line (flushed) once it listens; an exit before it is a port
-        # taken meanwhile. A missing line past the timeout fails.
-        if proc._wait_for_line(REDIS_READY, "Ready to accept connections", READY_LINE_TIMEOUT,
-                               fail_on_exit=False):
-            return RedisServer("127.0.0.1", port, proc)
-        proc.expected_exit = True  # port taken: try another
-    pytest.fail(f"redis-server exited at start 3 times\n{proc.describe()}", pytrace=False)
+    for _ in range(3):  # the free port can be taken before redis-server binds it
+        server = RedisServer(exe, _free_port(), tmp_path, _procs)
+        if server.start():
+            return server
+    pytest.fail(f"redis-server exited at start 3 times\n{server.proc.describe()}", pytrace=False)

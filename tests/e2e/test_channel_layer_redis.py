@@ -1,86 +1,25 @@
 """The channel layer on a real redis-server: two gateways sharing it, and Django's
 channels_redis (the Debian python3-channels-redis package) talking to sluice both ways.
+Message and group expiry, on both backends.
 
-Each test starts its own redis-server on a free port (`--save '' --appendonly no`) and stops
-it after; tests are skipped when redis-server or channels_redis is not installed.
+Each test starts its own redis-server on a free port (conftest's `redis_server`) and stops it
+after; tests are skipped when redis-server or channels_redis is not installed.
 """
 
 import asyncio
 import json
-import shutil
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
 
-from e2e_helpers import free_port, recv, run, wait_for_metric, wait_until, ws_connect
+from e2e_helpers import metric, recv, run, scrape_metrics, wait_for_metric, ws_connect
+from test_channel_layer import WORKER_WINDOW_EVENTS, Probe
 
 channels_redis = pytest.importorskip("channels_redis.core")
 
-REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
-
-
-def redis_ping(port) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """A private redis-server on `port`, without persistence."""
-
-    def __init__(self, port, directory):
-        self.port = port
-        self.directory = directory
-        self.proc = None
-        self.log = None
-
-    def start(self):
-        self.log = open(self.directory / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: redis_ping(self.port) or self.proc.poll() is not None, 10,
-                   "redis-server up")
-        assert self.proc.poll() is None, (self.directory / "redis.log").read_text()
-
-    def stop(self, sig=None):
-        if self.proc and self.proc.poll() is None:
-            if sig is None:
-                self.proc.terminate()
-            else:
-                self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-        if self.log:
-            self.log.close()
-            self.log = None
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def redis_port(redis_server):
-    return redis_server.port
-
-
-def redis_stack(start_worker, start_gateway, redis_port, gateways=1):
+def redis_stack(start_worker, start_gateway, redis_server, gateways=1):
     workers = [start_worker(), start_worker()]
-    layer = f"redis://127.0.0.1:{redis_port}/0"
+    layer = redis_server.url
     gws = [start_gateway(workers, admin=True, extra_args=["--layer", layer])
            for _ in range(gateways)]
     for gw in gws:
@@ -96,8 +35,8 @@ def django_layer(port):
 
 
 def test_two_gateways_200_clients_every_message_in_order_per_sender(
-        start_worker, start_gateway, redis_port):
-    workers, gateways = redis_stack(start_worker, start_gateway, redis_port, gateways=2)
+        start_worker, start_gateway, redis_server):
+    workers, gateways = redis_stack(start_worker, start_gateway, redis_server, gateways=2)
     clients, senders, per_sender = 200, 10, 5
     total = senders * per_sender
 
@@ -132,12 +71,12 @@ def test_two_gateways_200_clients_every_message_in_order_per_sender(
     run(main(), timeout=120)
 
 
-def test_django_group_send_reaches_sluice_clients(start_worker, start_gateway, redis_port):
-    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_port)
+def test_django_group_send_reaches_sluice_clients(start_worker, start_gateway, redis_server):
+    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_server)
 
     async def main():
         ws = await ws_connect(gateway.port, "/ws/chat/interop")
-        layer = django_layer(redis_port)
+        layer = django_layer(redis_server.port)
         await layer.group_send("chat_interop", {"type": "chat.message", "text": "from django"})
         assert await recv(ws) == "from django"
         await ws.close()
@@ -146,11 +85,11 @@ def test_django_group_send_reaches_sluice_clients(start_worker, start_gateway, r
     run(main())
 
 
-def test_sluice_consumer_sends_to_a_django_channel(start_worker, start_gateway, redis_port):
-    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_port)
+def test_sluice_consumer_sends_to_a_django_channel(start_worker, start_gateway, redis_server):
+    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_server)
 
     async def main():
-        layer = django_layer(redis_port)
+        layer = django_layer(redis_server.port)
         channel = await layer.new_channel()
         probe = await ws_connect(gateway.port, "/ws/layer")
         json.loads(await recv(probe))  # hello
@@ -165,11 +104,11 @@ def test_sluice_consumer_sends_to_a_django_channel(start_worker, start_gateway, 
 
 
 def test_django_sends_a_background_task_and_gets_the_answer(start_worker, start_gateway,
-                                                            redis_port):
-    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_port)
+                                                            redis_server):
+    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_server)
 
     async def main():
-        layer = django_layer(redis_port)
+        layer = django_layer(redis_server.port)
         reply = await layer.new_channel()
         await layer.send("tasks", {"type": "task.run", "body": "django", "reply_channel": reply})
         message = await asyncio.wait_for(layer.receive(reply), 10)
@@ -180,13 +119,13 @@ def test_django_sends_a_background_task_and_gets_the_answer(start_worker, start_
 
 def test_redis_down_fails_fast_and_the_gateway_reconnects(start_worker, start_gateway,
                                                           redis_server):
-    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_server.port)
+    _, (gateway,) = redis_stack(start_worker, start_gateway, redis_server)
     errors = 'sluice_gateway_layer_errors_total{reason="unavailable"}'
 
     async def main():
         probe = await ws_connect(gateway.port, "/ws/layer")
         json.loads(await recv(probe))
-        redis_server.stop(signal.SIGKILL)
+        redis_server.kill()
         wait_for_metric(gateway.admin_port, "sluice_gateway_layer_connected", lambda v: v == 0,
                         what="the gateway noticed redis is gone")
         started = time.monotonic()
@@ -194,7 +133,7 @@ def test_redis_down_fails_fast_and_the_gateway_reconnects(start_worker, start_ga
         assert json.loads(await recv(probe))["result"] == "LayerUnavailable"
         assert time.monotonic() - started < 1.0, "layer calls fail fast while redis is down"
         wait_for_metric(gateway.admin_port, errors, lambda v: v >= 1, what="counted")
-        redis_server.start()  # the same port, empty
+        redis_server.restart()  # the same port, empty
         wait_for_metric(gateway.admin_port, "sluice_gateway_layer_connected", lambda v: v == 1,
                         timeout=15, what="reconnected with backoff (at most 5 s apart)")
         await probe.close()
@@ -207,3 +146,88 @@ def test_redis_down_fails_fast_and_the_gateway_reconnects(start_worker, start_ga
     run(main())
     log = gateway.stderr_path.read_text()
     assert "lost redis" in log and "connected to redis" in log, log[-2000:]
+
+
+# Expiry, on both backends. Redis keeps times in whole seconds (channels_redis' scores and
+# cutoffs), so an expiry has surely passed EXPIRY + 1 s after the last event it applies to.
+EXPIRY = 1
+
+
+def expiry_stack(start_worker, start_gateway, request, backend):
+    layer = request.getfixturevalue("redis_server").url if backend == "redis" else "memory"
+    worker = start_worker()
+    gateway = start_gateway([worker], admin=True, extra_args=[
+        "--layer", layer, "--layer-expiry", str(EXPIRY), "--group-expiry", str(EXPIRY)])
+    if backend == "redis":
+        wait_for_metric(gateway.admin_port, "sluice_gateway_layer_connected", lambda v: v == 1,
+                        what="the layer connected to redis")
+    return gateway
+
+
+def let_expire():
+    """The expiry is about the clock itself: nothing to wait on but its passing."""
+    time.sleep(EXPIRY + 1.0)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_messages_unread_past_the_expiry_are_dropped_and_counted(
+        start_worker, start_gateway, request, tmp_path, monkeypatch, backend):
+    monkeypatch.setenv("SLUICE_DEMO_SIGNAL_DIR", str(tmp_path))
+    gateway = expiry_stack(start_worker, start_gateway, request, backend)
+    sent = 3 * WORKER_WINDOW_EVENTS  # more than the worker's window takes in while blocked
+
+    async def main():
+        reader = await Probe.open(gateway.port)
+        sender = await Probe.open(gateway.port)
+        # The reader's consumer blocks until the file "go" exists: the first messages fill
+        # its worker's window, the rest wait in its channel and expire there.
+        assert await sender.call("send", channel=reader.channel,
+                                 message={"type": "test.block", "until": "go"}) == "ok"
+        for n in range(sent):
+            assert await sender.call("send", channel=reader.channel,
+                                     message={"type": "test.message", "n": n}) == "ok"
+        let_expire()
+        # A fresh message: sending it drops the expired ones in front of it.
+        assert await sender.call("send", channel=reader.channel,
+                                 message={"type": "test.message", "n": "fresh"}) == "ok"
+        (tmp_path / "go").write_text("go")
+        delivered = []
+        while (got := await reader.got(timeout=10))["n"] != "fresh":
+            delivered.append(got["n"])
+        await reader.ws.close()
+        await sender.ws.close()
+        return delivered
+
+    delivered = run(main())
+    # Those the worker had taken in are handled, in order; every other one expired, counted.
+    assert delivered == list(range(len(delivered)))
+    assert len(delivered) <= WORKER_WINDOW_EVENTS + 1, delivered
+    expired = metric(scrape_metrics(gateway.admin_port), "sluice_gateway_layer_expired_total")
+    assert expired == sent - len(delivered), (expired, len(delivered))
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_group_members_not_added_again_within_the_group_expiry_leave_it(
+        start_worker, start_gateway, request, backend):
+    gateway = expiry_stack(start_worker, start_gateway, request, backend)
+
+    async def main():
+        old = await Probe.open(gateway.port)
+        new = await Probe.open(gateway.port)
+        assert await old.call("group_add", group="g") == "ok"
+        assert await old.call("group_send", group="g",
+                              message={"type": "test.message", "n": 1}) == "ok"
+        assert (await old.got())["n"] == 1  # a member while fresh
+        let_expire()
+        assert await new.call("group_add", group="g") == "ok"
+        assert await new.call("group_send", group="g",
+                              message={"type": "test.message", "n": 2}) == "ok"
+        assert (await new.got())["n"] == 2
+        # Had the group send reached the old member, it would come before this.
+        assert await old.call("send", channel=old.channel,
+                              message={"type": "test.message", "n": "after"}) == "ok"
+        assert (await old.got())["n"] == "after"
+        await old.ws.close()
+        await new.ws.close()
+
+    run(main())
