@@ -12,13 +12,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "demo/chat_page.h"
 #include "sluice/channel_consumer.h"
 #include "sluice/http_consumer.h"
+#include "sluice/json_consumer.h"
 #include "sluice/layer.h"
+#include "sluice/sync.h"
+#include "sluice/sync_consumer.h"
 #include "sluice/websocket_consumer.h"
 
 namespace sluice::demo {
@@ -478,6 +484,93 @@ class LayerProbe final : public WebSocketConsumer {
   }
 };
 
+// ---- Sync code and its bridges (docs/sdk.md) ----
+
+std::string ThisThreadId() {
+  std::ostringstream out;
+  out << std::this_thread::get_id();
+  return out.str();
+}
+
+// Milliseconds from "PREFIX:MS", at most 5000; nullopt when `text` is not that.
+std::optional<int> MillisAfter(std::string_view text, std::string_view prefix) {
+  if (!text.starts_with(prefix)) return std::nullopt;
+  int ms = 0;
+  const auto [end, ec] = std::from_chars(text.data() + prefix.size(), text.data() + text.size(), ms);
+  if (ec != std::errc() || end != text.data() + text.size() || ms < 0) return std::nullopt;
+  return std::min(ms, 5000);
+}
+
+// /ws/sync: a sync consumer; its handlers block on its connection's pool thread, never on
+// an event loop. "sleep:MS" sleeps MS ms (at most 5000) and answers "slept:MS"; "thread"
+// answers the id of the thread the handler runs on (always the same: thread-sensitive);
+// "group:NAME" joins a group and sends it {"type": "test.message"} through the blocking
+// layer calls; anything else is echoed.
+class SyncEcho final : public SyncWebSocketConsumer {
+ public:
+  SyncEcho() {
+    On("test.message", [this](const Message& message) { SendText(message.dump()); });
+  }
+
+ private:
+  void OnText(std::string text) override {
+    if (auto ms = MillisAfter(text, "sleep:")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+      SendText("slept:" + std::to_string(*ms));
+    } else if (text == "thread") {
+      SendText(ThisThreadId());
+    } else if (text.starts_with("group:")) {
+      const std::string group = text.substr(6);
+      GroupAdd(group);
+      GroupSend(group, Message{{"type", "test.message"}, {"group", group}});
+    } else {
+      SendText(std::move(text));
+    }
+  }
+};
+
+// /sync/hello: a sync HTTP consumer. Answers "hello from a sync consumer (N body bytes)";
+// a query sleep=MS blocks first (at most 5000 ms).
+class SyncHello final : public SyncHttpConsumer {
+  void HandleRequest(RequestBody body) override {
+    if (auto sleep = scope().Query("sleep")) {
+      if (auto ms = MillisAfter("sleep:" + *sleep, "sleep:")) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+      }
+    }
+    Respond(200, "hello from a sync consumer (" + std::to_string(body.size()) + " body bytes)\n");
+  }
+};
+
+// /ws/json: a JSON consumer; answers each JSON value v with {"echo": v}. Text that is not
+// JSON closes with 1007, a binary message with 1003.
+class JsonEcho final : public JsonWebSocketConsumer {
+  Task<void> ReceiveJson(Message content) override {
+    Message answer = {{"echo", std::move(content)}};
+    co_await SendJson(answer);
+  }
+};
+
+// /ws/misuse: misbehaves on purpose, for the tests of the SDK's guards. "block:MS" blocks
+// the event loop for MS ms (at most 5000; the loop watchdog reports it); "async-to-sync"
+// calls AsyncToSync on the event loop and answers the error it gets.
+class Misuse final : public WebSocketConsumer {
+  Task<void> OnText(std::string text) override {
+    if (auto ms = MillisAfter(text, "block:")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+      co_await SendText("blocked:" + std::to_string(*ms));
+    } else if (text == "async-to-sync") {
+      std::string answer = "no error";
+      try {
+        AsyncToSync([this] { return SendText("never sent"); });
+      } catch (const std::logic_error& e) {
+        answer = e.what();
+      }
+      co_await SendText(std::move(answer));
+    }
+  }
+};
+
 }  // namespace
 
 std::shared_ptr<Router> MakeApp() {
@@ -501,8 +594,23 @@ std::shared_ptr<Router> MakeApp() {
       .Http("/tasks", Make<TaskRequest>())
       .WebSocket("/ws/chat/{room}", Make<ChatRoom>())
       .WebSocket("/ws/layer", Make<LayerProbe>())
-      .Channel("tasks", Make<TaskRunner>());
+      .Channel("tasks", Make<TaskRunner>())
+      .WebSocket("/ws/sync", Make<SyncEcho>())
+      .Http("/sync/hello", Make<SyncHello>())
+      .WebSocket("/ws/json", Make<JsonEcho>())
+      .WebSocket("/ws/misuse", Make<Misuse>());
   return router;
+}
+
+Lifespan MakeLifespan() {
+  Lifespan lifespan;
+  lifespan.OnStartup("demo", [] {
+    if (const char* why = std::getenv("SLUICE_DEMO_FAIL_STARTUP")) {
+      throw std::runtime_error(std::string("SLUICE_DEMO_FAIL_STARTUP is set: ") + why);
+    }
+  });
+  lifespan.OnShutdown("demo", [] { std::cout << "sluice-worker shutdown hooks ran" << std::endl; });
+  return lifespan;
 }
 
 }  // namespace sluice::demo

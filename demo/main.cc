@@ -3,5 +3,5 @@
 
 int main(int argc, char** argv) {
   auto app = sluice::demo::MakeApp();
-  return sluice::RunWorker(*app, argc, argv);
+  return sluice::RunWorker(*app, argc, argv, sluice::demo::MakeLifespan());
 }

@@ -11,6 +11,7 @@
 #include "common/protocol.h"
 #include "common/text.h"
 #include "worker/codec.h"
+#include "worker/watchdog.h"
 
 namespace sluice::worker {
 namespace net = boost::asio;
@@ -57,6 +58,7 @@ void Instance::Start(Application& app) {
 Task<void> Instance::Main(Application& app) {
   v1::Close::Reason reason = v1::Close::REASON_DONE;
   std::string detail;
+  NoteRunning();
   try {
     std::unique_ptr<Consumer> consumer = app.Create(scope_);
     consumer->Bind(&scope_, this);
@@ -70,6 +72,7 @@ Task<void> Instance::Main(Application& app) {
     reason = v1::Close::REASON_APP_ERROR;
     detail = "an exception not derived from std::exception";
   }
+  NoteRunning();  // names this consumer if it blocked its loop
   ended_ = true;
   close_timer_.reset();
   if (cancelled_) {  // whatever it threw, it was our cancellation that ended it
@@ -169,6 +172,7 @@ Task<Event> Instance::Receive() {
     }
     co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
+  NoteRunning();
   co_return Take();
 }
 
@@ -190,6 +194,7 @@ Task<std::optional<Event>> Instance::ReceiveUntil(std::chrono::steady_clock::tim
     if (expired || std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
     co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
+  NoteRunning();
   co_return Take();
 }
 
@@ -258,6 +263,7 @@ Task<void> Instance::Layer(LayerCall call) {
     }
     co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
+  NoteRunning();
   const auto it = layer_calls_.find(op_id);
   const v1::LayerResult::Status status = *it->second;
   layer_calls_.erase(it);
@@ -281,6 +287,17 @@ void Instance::OnLayerResult(const v1::LayerResult& result) {
   if (it == layer_calls_.end() || it->second) return;  // its caller gave up (client gone)
   it->second = result.status();
   Wake();
+}
+
+void Instance::NoteRunning() {
+  LoopWatchdog::Watch* watch = LoopWatchdog::Current();
+  if (watch == nullptr) return;
+  if (watch->stalled.load(std::memory_order_relaxed) == id_) {
+    watch->stalled.store(0, std::memory_order_relaxed);
+    SLUICE_LOG(kWarning, "worker") << "consumer for " << scope_.path << " (connection " << id_
+                                   << ") blocked its event loop past the watchdog threshold";
+  }
+  watch->running.store(id_, std::memory_order_relaxed);
 }
 
 void Instance::Unhandled(const LayerMessage& message) {
@@ -336,6 +353,7 @@ Task<void> Instance::Send(Event event) {
     if (cancelled_) throw Disconnected("cancelled");
     co_await wake_.async_wait(net::as_tuple(net::use_awaitable));
   }
+  NoteRunning();
   if (gone_) throw Disconnected("client disconnected");
   Check(event);  // another coroutine may have finished the connection while this one waited
   if (const auto* body = std::get_if<HttpResponseBody>(&event)) {

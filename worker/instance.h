@@ -80,6 +80,9 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   };
 
   Task<void> Main(Application& app);
+  /// Tells the loop's watchdog this connection runs now (and names its consumer if the
+  /// watchdog saw it block the loop).
+  void NoteRunning();
   /// The next event, taken from the inbox (credit granted back when due).
   Event Take();
   void PushDisconnect(int code);

@@ -25,6 +25,8 @@ Metrics::Metrics(MetricsRegistry& r)
                                 "Channel-layer calls that waited: kMaxLayerOps were outstanding")),
       layer_unhandled(r.AddCounter("sluice_worker_layer_unhandled_total",
                                    "Channel-layer messages with no handler for their type")),
+      loop_stalls(r.AddCounter("sluice_worker_loop_stalls_total",
+                               "Event loops blocked past --stall-threshold by a consumer")),
       link(r, "sluice_worker") {}
 
 }  // namespace sluice::worker

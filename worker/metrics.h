@@ -19,6 +19,7 @@ struct Metrics {
   Counter& layer_calls;      // channel-layer calls sent to the gateway
   Counter& layer_stalls;     // calls that waited: kMaxLayerOps were outstanding
   Counter& layer_unhandled;  // layer messages whose type had no handler (dropped)
+  Counter& loop_stalls;      // event loops blocked past --stall-threshold (LoopWatchdog)
 
   LinkTraffic link;  // Frames and envelopes on the gateway links
 };

@@ -5,11 +5,35 @@
 
 #include "common/log.h"
 #include "common/process.h"
+#include "sluice/sync.h"
 #include "worker/runtime.h"
 
 namespace sluice {
 
-int RunWorker(Application& app, int argc, char** argv) {
+namespace {
+
+// Runs the hooks in order; false (logged) at the first that throws.
+bool RunHooks(const std::vector<std::pair<std::string, Lifespan::Hook>>& hooks,
+              std::string_view what, bool stop_at_error) {
+  bool ok = true;
+  for (const auto& [name, hook] : hooks) {
+    try {
+      hook();
+    } catch (const std::exception& e) {
+      SLUICE_LOG(kError, "worker") << what << " hook '" << name << "' failed: " << e.what();
+      ok = false;
+    } catch (...) {
+      SLUICE_LOG(kError, "worker") << what << " hook '" << name << "' failed";
+      ok = false;
+    }
+    if (!ok && stop_at_error) return false;
+  }
+  return ok;
+}
+
+}  // namespace
+
+int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan) {
   worker::Options options;
   uint32_t window_events = options.receive_window.events();
   uint64_t window_bytes = options.receive_window.bytes();
@@ -36,6 +60,21 @@ int RunWorker(Application& app, int argc, char** argv) {
                  "on SIGTERM, seconds requests in progress may take to finish (WebSockets "
                  "close with 1012 at once)")
       ->capture_default_str();
+  SyncPool::Options sync;
+  cli.add_option("--sync-threads", sync.threads,
+                 "threads that run blocking consumer code (SyncToAsync, sync consumers)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+  cli.add_option("--sync-queue", sync.max_queued,
+                 "blocking calls that may wait for a sync thread before SyncPoolFull")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  double stall_threshold = std::chrono::duration<double>(options.stall_threshold).count();
+  cli.add_option("--stall-threshold", stall_threshold,
+                 "seconds a consumer may block an event loop before it is logged and counted "
+                 "(0: off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   std::string admin;
   cli.add_option("--admin", admin, "HOST:PORT serving /metrics and /healthz (off when empty)");
   cli.add_option("--window-events", window_events, "per-connection inbox, in events")
@@ -59,12 +98,17 @@ int RunWorker(Application& app, int argc, char** argv) {
   }
   options.close_timeout = std::chrono::milliseconds(static_cast<int64_t>(close_timeout * 1000));
   options.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout * 1000));
+  options.stall_threshold =
+      std::chrono::milliseconds(static_cast<int64_t>(stall_threshold * 1000));
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
 
   ConfigureMutexChecks();
   BlockStopSignals();  // before gRPC starts its threads; waited for below
+  SyncPool::Configure(sync);
 
+  // Nothing listens before the startup hooks succeed: no gateway can send a connection.
+  if (!RunHooks(lifespan.startup(), "startup", /*stop_at_error=*/true)) return 3;
   worker::Runtime runtime(app, options);
   if (absl::Status status = runtime.Start(); !status.ok()) {
     SLUICE_LOG(kError, "worker") << status;
@@ -80,7 +124,14 @@ int RunWorker(Application& app, int argc, char** argv) {
                               << options.capacity;
   const int signal = WaitForStopSignal();
   SLUICE_LOG(kInfo, "worker") << "signal " << signal << ": stopping";
+  runtime.Drain();
+  std::vector<std::pair<std::string, Lifespan::Hook>> shutdown(lifespan.shutdown().rbegin(),
+                                                               lifespan.shutdown().rend());
+  RunHooks(shutdown, "shutdown", /*stop_at_error=*/false);
   runtime.Stop();
+  // After the loops stopped (nothing new reaches the pool), before they are destroyed
+  // (what the pool's calls post back to).
+  SyncPool::ShutdownDefault();
   return 0;
 }
 

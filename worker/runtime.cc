@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/protocol.h"
+#include "sluice/sync.h"
 #include "sluice/v1/link.grpc.pb.h"
 #include "worker/link_session.h"
 
@@ -26,6 +27,13 @@ std::vector<std::unique_ptr<boost::asio::io_context>> MakeLoops(unsigned threads
   for (unsigned i = 0; i < threads; ++i)
     loops.push_back(std::make_unique<boost::asio::io_context>(1));
   return loops;
+}
+
+std::vector<boost::asio::io_context*> Pointers(
+    const std::vector<std::unique_ptr<boost::asio::io_context>>& loops) {
+  std::vector<boost::asio::io_context*> out;
+  for (const auto& loop : loops) out.push_back(loop.get());
+  return out;
 }
 
 }  // namespace
@@ -47,7 +55,8 @@ Runtime::Runtime(Application& app, Options options)
     : app_(app),
       options_(std::move(options)),
       loops_(MakeLoops(options_.threads)),
-      tick_(*loops_.front()) {}
+      tick_(*loops_.front()),
+      watchdog_(Pointers(loops_), options_.stall_threshold, metrics_.loop_stalls) {}
 
 Runtime::~Runtime() { Stop(); }
 
@@ -81,8 +90,11 @@ absl::Status Runtime::Start() {
     if (absl::Status status = admin_.Start(*options_.admin); !status.ok()) return status;
   }
   ScheduleTick();
-  for (auto& loop : loops_) {
-    threads_.emplace_back([&io = *loop] {
+  watchdog_.Start();
+  for (unsigned i = 0; i < loops_.size(); ++i) {
+    threads_.emplace_back([&io = *loops_[i], &watch = watchdog_.watch(i)] {
+      LoopWatchdog::SetCurrent(&watch);
+      sluice::internal::MarkEventLoopThread(true);  // AsyncToSync refuses to block it
       auto work = boost::asio::make_work_guard(io);
       io.run();
     });
@@ -123,6 +135,7 @@ void Runtime::Stop() {
   while (active() > 0 && !threads_.empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  watchdog_.Stop();
   for (auto& loop : loops_) loop->stop();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();

@@ -21,6 +21,7 @@
 #include "sluice/consumer.h"
 #include "sluice/v1/link.pb.h"
 #include "worker/metrics.h"
+#include "worker/watchdog.h"
 
 namespace sluice::worker {
 
@@ -46,6 +47,8 @@ struct Options {
   /// On SIGTERM: how long requests in progress may take to finish (WebSockets are closed
   /// with 1012 at once) before the links end.
   std::chrono::milliseconds drain_timeout{10000};
+  /// A loop blocked this long by a consumer is logged and counted (LoopWatchdog); 0: off.
+  std::chrono::milliseconds stall_threshold{500};
 
   Options();
 };
@@ -94,6 +97,7 @@ class Runtime final {
   AdminServer admin_;
   std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
   boost::asio::steady_timer tick_;  // on loop 0
+  LoopWatchdog watchdog_;  // after loops_: its timers go first
   std::vector<std::thread> threads_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
