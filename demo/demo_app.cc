@@ -364,7 +364,8 @@ class TaskRequest final : public HttpConsumer {
 std::filesystem::path SignalPath(const std::string& name) {
   const char* dir = std::getenv("SLUICE_DEMO_SIGNAL_DIR");
   if (dir == nullptr || name.empty() || name.find('/') != std::string::npos) {
-    throw std::invalid_argument("waiting for a signal needs SLUICE_DEMO_SIGNAL_DIR and a plain name");
+    throw std::invalid_argument(
+        "waiting for a signal needs SLUICE_DEMO_SIGNAL_DIR and a plain name");
   }
   return std::filesystem::path(dir) / name;
 }
@@ -496,7 +497,8 @@ std::string ThisThreadId() {
 std::optional<int> MillisAfter(std::string_view text, std::string_view prefix) {
   if (!text.starts_with(prefix)) return std::nullopt;
   int ms = 0;
-  const auto [end, ec] = std::from_chars(text.data() + prefix.size(), text.data() + text.size(), ms);
+  const auto [end, ec] =
+      std::from_chars(text.data() + prefix.size(), text.data() + text.size(), ms);
   if (ec != std::errc() || end != text.data() + text.size() || ms < 0) return std::nullopt;
   return std::min(ms, 5000);
 }

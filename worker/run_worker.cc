@@ -98,8 +98,7 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
   }
   options.close_timeout = std::chrono::milliseconds(static_cast<int64_t>(close_timeout * 1000));
   options.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_timeout * 1000));
-  options.stall_threshold =
-      std::chrono::milliseconds(static_cast<int64_t>(stall_threshold * 1000));
+  options.stall_threshold = std::chrono::milliseconds(static_cast<int64_t>(stall_threshold * 1000));
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
 

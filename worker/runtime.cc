@@ -32,6 +32,7 @@ std::vector<std::unique_ptr<boost::asio::io_context>> MakeLoops(unsigned threads
 std::vector<boost::asio::io_context*> Pointers(
     const std::vector<std::unique_ptr<boost::asio::io_context>>& loops) {
   std::vector<boost::asio::io_context*> out;
+  out.reserve(loops.size());
   for (const auto& loop : loops) out.push_back(loop.get());
   return out;
 }

@@ -97,7 +97,7 @@ class Runtime final {
   AdminServer admin_;
   std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
   boost::asio::steady_timer tick_;  // on loop 0
-  LoopWatchdog watchdog_;  // after loops_: its timers go first
+  LoopWatchdog watchdog_;           // after loops_: its timers go first
   std::vector<std::thread> threads_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

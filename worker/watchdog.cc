@@ -15,7 +15,7 @@ int64_t NowMs() {
 
 }  // namespace
 
-LoopWatchdog::LoopWatchdog(std::vector<boost::asio::io_context*> loops,
+LoopWatchdog::LoopWatchdog(const std::vector<boost::asio::io_context*>& loops,
                            std::chrono::milliseconds threshold, Counter& stalls)
     : threshold_(threshold),
       period_(std::max(std::chrono::milliseconds(10), threshold / 4)),
@@ -71,8 +71,8 @@ void LoopWatchdog::Check() {
       const uint64_t running = watch.running.load(std::memory_order_relaxed);
       watch.stalled.store(running, std::memory_order_relaxed);
       SLUICE_LOG(kWarning, "worker")
-          << "event loop " << i << " blocked for " << age << " ms (threshold "
-          << threshold_.count() << " ms), running connection " << running
+          << "event loop " << i << " blocked for " << age << " ms (threshold " << threshold_.count()
+          << " ms), running connection " << running
           << ": blocking code belongs in SyncToAsync or a sync consumer";
     }
   }

@@ -26,14 +26,14 @@ namespace sluice::worker {
 class LoopWatchdog {
  public:
   struct Watch {
-    std::atomic<int64_t> beat_ms{0};     // the loop's last heartbeat (steady clock)
-    std::atomic<uint64_t> running{0};    // the connection it resumed last
-    std::atomic<uint64_t> stalled{0};    // a connection reported blocking it, to be named
-    bool reported = false;               // the watchdog thread's own
+    std::atomic<int64_t> beat_ms{0};   // the loop's last heartbeat (steady clock)
+    std::atomic<uint64_t> running{0};  // the connection it resumed last
+    std::atomic<uint64_t> stalled{0};  // a connection reported blocking it, to be named
+    bool reported = false;             // the watchdog thread's own
   };
 
-  LoopWatchdog(std::vector<boost::asio::io_context*> loops, std::chrono::milliseconds threshold,
-               Counter& stalls);
+  LoopWatchdog(const std::vector<boost::asio::io_context*>& loops,
+               std::chrono::milliseconds threshold, Counter& stalls);
   ~LoopWatchdog();
 
   /// Arms the heartbeats (they run once the loops run) and starts the checking thread.

@@ -86,9 +86,8 @@ void SyncPool::Loop(unsigned index) {
   auto& own = state_->own[index];
   std::unique_lock lock(state_->mu);
   for (;;) {
-    state_->wake.wait(lock, [&] {
-      return !own.empty() || !state_->shared.empty() || state_->stopping;
-    });
+    state_->wake.wait(lock,
+                      [&] { return !own.empty() || !state_->shared.empty() || state_->stopping; });
     auto& from = !own.empty() ? own : state_->shared;
     if (from.empty()) return;  // stopping, and nothing left
     std::function<void()> job = std::move(from.front());

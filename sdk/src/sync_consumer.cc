@@ -36,10 +36,13 @@ Task<void> SyncWebSocketConsumer::Run() {
   }
 }
 
+// The defaults ignore what overrides take by value (and own).
+// NOLINTBEGIN(performance-unnecessary-value-param)
 void SyncWebSocketConsumer::OnConnect() { Accept(); }
 void SyncWebSocketConsumer::OnText(std::string /*text*/) {}
 void SyncWebSocketConsumer::OnBinary(std::string /*bytes*/) {}
 void SyncWebSocketConsumer::OnDisconnect(int /*code*/, std::string /*reason*/) {}
+// NOLINTEND(performance-unnecessary-value-param)
 
 void SyncWebSocketConsumer::Post(Event event) {
   AsyncToSync([this, &event] { return Send(std::move(event)); });

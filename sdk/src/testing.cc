@@ -92,8 +92,7 @@ void LayerGroupSend(const std::string& group, const Message& message) {
 
 // The consumer's Connection. Its coroutines, inbox and channel live on the test loop; the
 // outbox and the end are shared with the test thread under `mu`.
-struct ApplicationCommunicator::State final : Connection,
-                                              std::enable_shared_from_this<State> {
+struct ApplicationCommunicator::State final : Connection, std::enable_shared_from_this<State> {
   TestLoop& loop = TestLoop::Get();
   Scope scope;
   const uint64_t id = loop.next_id.fetch_add(1);
@@ -126,9 +125,9 @@ struct ApplicationCommunicator::State final : Connection,
       }
       self->consumer->Bind(&self->scope, self.get());
       self->Pump();
-      net::co_spawn(self->loop.io, self->Main(),
-                    net::bind_cancellation_slot(self->cancel.slot(),
-                                                [self](std::exception_ptr) {}));
+      net::co_spawn(
+          self->loop.io, self->Main(),
+          net::bind_cancellation_slot(self->cancel.slot(), [self](const std::exception_ptr&) {}));
     });
   }
 
@@ -149,20 +148,20 @@ struct ApplicationCommunicator::State final : Connection,
     consumer.reset();
     std::lock_guard lock(mu);
     done = true;
-    error = failure;
+    error = std::move(failure);
     changed.notify_all();
   }
 
   // Messages on the channel become LayerMessage events, in order with the others.
   void Pump() {
-    loop.layer.Receive(
-        channel, net::bind_executor(loop.io, [self = shared_from_this()](
-                                                 layer::Status status, layer::MessagePtr message) {
-          if (status != layer::Status::kOk || !message) return;  // closed
-          self->inbox.push_back(LayerMessage{*message, {}});
-          self->wake.cancel();
-          self->Pump();
-        }));
+    loop.layer.Receive(channel, net::bind_executor(loop.io, [self = shared_from_this()](
+                                                                layer::Status status,
+                                                                const layer::MessagePtr& message) {
+                         if (status != layer::Status::kOk || !message) return;  // closed
+                         self->inbox.emplace_back(LayerMessage{*message, {}});
+                         self->wake.cancel();
+                         self->Pump();
+                       }));
   }
 
   void Push(Event event) {
@@ -187,8 +186,7 @@ struct ApplicationCommunicator::State final : Connection,
     co_return event;
   }
 
-  Task<std::optional<Event>> ReceiveUntil(
-      std::chrono::steady_clock::time_point deadline) override {
+  Task<std::optional<Event>> ReceiveUntil(std::chrono::steady_clock::time_point deadline) override {
     net::steady_timer timer(loop.io, deadline);
     bool expired = false;
     timer.async_wait([this, &expired](const boost::system::error_code& ec) {
@@ -290,8 +288,7 @@ Event ApplicationCommunicator::ReceiveOutput(milliseconds timeout) {
   std::unique_lock lock(state_->mu);
   if (!state_->changed.wait_for(lock, timeout,
                                 [&] { return !state_->outbox.empty() || state_->done; })) {
-    throw Timeout("no output from the consumer within " + std::to_string(timeout.count()) +
-                  " ms");
+    throw Timeout("no output from the consumer within " + std::to_string(timeout.count()) + " ms");
   }
   if (state_->outbox.empty()) {
     if (state_->error) std::rethrow_exception(state_->error);
@@ -310,8 +307,7 @@ bool ApplicationCommunicator::ReceiveNothing(milliseconds timeout) {
 void ApplicationCommunicator::Wait(milliseconds timeout) {
   std::unique_lock lock(state_->mu);
   if (!state_->changed.wait_for(lock, timeout, [&] { return state_->done; })) {
-    throw Timeout("the consumer did not return within " + std::to_string(timeout.count()) +
-                  " ms");
+    throw Timeout("the consumer did not return within " + std::to_string(timeout.count()) + " ms");
   }
   if (state_->error) std::rethrow_exception(state_->error);
 }
@@ -357,8 +353,7 @@ Scope WebSocketScope(std::string path, Headers headers, std::vector<std::string>
 
 }  // namespace
 
-WebsocketCommunicator::WebsocketCommunicator(Application& app, std::string path,
-                                             Headers headers,
+WebsocketCommunicator::WebsocketCommunicator(Application& app, std::string path, Headers headers,
                                              std::vector<std::string> subprotocols)
     : ApplicationCommunicator(
           app, WebSocketScope(std::move(path), std::move(headers), std::move(subprotocols))) {}
@@ -446,8 +441,8 @@ Scope HttpScope(std::string method, std::string path, const std::string& body, H
 
 HttpCommunicator::HttpCommunicator(Application& app, std::string method, std::string path,
                                    std::string body, Headers headers)
-    : ApplicationCommunicator(app, HttpScope(std::move(method), std::move(path), body,
-                                             std::move(headers))),
+    : ApplicationCommunicator(
+          app, HttpScope(std::move(method), std::move(path), body, std::move(headers))),
       body_(std::move(body)) {}
 
 std::optional<std::string_view> HttpCommunicator::Response::Header(std::string_view name) const {
@@ -479,8 +474,7 @@ HttpCommunicator::Response HttpCommunicator::GetResponse(milliseconds timeout) {
     Event piece = ReceiveOutput(left());
     auto* body = std::get_if<HttpResponseBody>(&piece);
     if (body == nullptr) {
-      throw std::runtime_error("expected http.response.body, got " +
-                               std::string(TypeName(piece)));
+      throw std::runtime_error("expected http.response.body, got " + std::string(TypeName(piece)));
     }
     response.body += body->body;
     if (!body->more_body) return response;

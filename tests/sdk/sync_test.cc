@@ -1,5 +1,7 @@
 // SyncToAsync, AsyncToSync, the SyncPool's bounds, and the sync and JSON consumers driven
 // through a scripted Connection. GCC 12: no braced temporaries inside a co_await expression.
+#include "sluice/sync.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -13,7 +15,6 @@
 
 #include "fake_connection.h"
 #include "sluice/json_consumer.h"
-#include "sluice/sync.h"
 #include "sluice/sync_consumer.h"
 
 namespace sluice {

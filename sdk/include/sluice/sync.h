@@ -200,8 +200,7 @@ auto AsyncToSync(boost::asio::any_io_executor executor, F make) ->
   std::promise<std::conditional_t<std::is_void_v<R>, bool, R>> promise;
   auto future = promise.get_future();
   boost::asio::co_spawn(
-      executor,
-      [make = std::move(make)]() mutable -> Task<R> { co_return co_await make(); },
+      executor, [make = std::move(make)]() mutable -> Task<R> { co_return co_await make(); },
       [&promise](std::exception_ptr error, auto... result) {
         if (error) {
           promise.set_exception(error);

@@ -100,8 +100,8 @@ class WebsocketCommunicator : public ApplicationCommunicator {
 /// sent at once.
 class HttpCommunicator : public ApplicationCommunicator {
  public:
-  HttpCommunicator(Application& app, std::string method, std::string path,
-                   std::string body = {}, Headers headers = {});
+  HttpCommunicator(Application& app, std::string method, std::string path, std::string body = {},
+                   Headers headers = {});
 
   struct Response {
     int status = 0;
