@@ -6,6 +6,7 @@
 #include "sluice/event.h"
 #include "sluice/http_consumer.h"
 #include "sluice/layer.h"
+#include "sluice/middleware.h"
 #include "sluice/router.h"
 #include "sluice/run_worker.h"
 #include "sluice/websocket_consumer.h"
