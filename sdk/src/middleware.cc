@@ -356,7 +356,7 @@ bool OriginAllowed(std::optional<std::string_view> origin, const OriginPolicy& p
 }
 
 std::shared_ptr<Application> OriginValidator(std::shared_ptr<Application> inner,
-                                             OriginPolicy policy) {
+                                             const OriginPolicy& policy) {
   return std::make_shared<OriginValidatorApp>(std::move(inner), policy);
 }
 

@@ -74,7 +74,7 @@ bool OriginAllowed(std::optional<std::string_view> origin, const OriginPolicy& p
 /// the allowed hosts are given). HTTP and channel scopes pass through untouched. Throws
 /// std::invalid_argument for a pattern that does not parse.
 std::shared_ptr<Application> OriginValidator(std::shared_ptr<Application> inner,
-                                             OriginPolicy policy);
+                                             const OriginPolicy& policy);
 
 // ---- Cookies --------------------------------------------------------------------------------
 
