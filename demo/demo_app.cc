@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -25,6 +26,7 @@
 #include "sluice/layer.h"
 #include "sluice/sync.h"
 #include "sluice/sync_consumer.h"
+#include "sluice/middleware.h"
 #include "sluice/websocket_consumer.h"
 
 namespace sluice::demo {
@@ -573,6 +575,67 @@ class Misuse final : public WebSocketConsumer {
   }
 };
 
+// ---- Middleware: origin checks, cookies, users and request ids ----------------------------
+
+// /ws/origin-checked: an echo behind an OriginValidator (see MakeApp). The other demo routes
+// take any origin: the demo is opened under whatever host name it runs on.
+OriginPolicy DemoOriginPolicy() {
+  OriginPolicy policy;
+  policy.allowed = {"localhost", "127.0.0.1", "[::1]", "https://allowed.example",
+                    ".trusted.example"};
+  return policy;
+}
+
+// The demo's users: `Authorization: Bearer NAME` or the cookie demo_user=NAME, NAME being
+// 1 to 32 letters, digits, '-' or '_'. No credentials: anonymous; credentials that are not a
+// NAME: refused. (A real resolver looks a session or token up.)
+AuthDecision DemoUser(const Scope& scope) {
+  std::optional<std::string_view> name;
+  if (const auto authorization = scope.Header("authorization")) {
+    name = authorization->starts_with("Bearer ") ? authorization->substr(7) : std::string_view();
+  } else {
+    name = scope.Cookie("demo_user");
+  }
+  if (!name) return AuthDecision::Anonymous();
+  const bool valid =
+      !name->empty() && name->size() <= 32 && std::all_of(name->begin(), name->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      });
+  if (!valid) return AuthDecision::Refuse("Bearer realm=\"sluice-demo\"");
+  nlohmann::json user = {{"name", std::string(*name)}};
+  return AuthDecision::User(std::move(user));
+}
+
+nlohmann::json WhoJson(const Scope& scope) {
+  return {{"user", scope.user},
+          {"request_id", scope.request_id},
+          {"cookies", scope.cookies},
+          {"url_route", scope.url_route}};
+}
+
+// /whoami: {"user", "request_id", "cookies", "url_route"} as the middleware left them;
+// /whoami/fail fails after resolving, so the worker logs the failure with the request id.
+class WhoAmI final : public HttpConsumer {
+  Task<void> Handle() override {
+    if (scope().path.ends_with("/fail")) throw std::runtime_error("whoami fails on purpose");
+    std::string json = WhoJson(scope()).dump();
+    co_await Respond(200, std::move(json), Headers(), "application/json");
+  }
+};
+
+// /ws/whoami: accepts and sends the same JSON.
+class WebSocketWhoAmI final : public WebSocketConsumer {
+  Task<void> OnConnect() override {
+    co_await Accept();
+    co_await SendText(WhoJson(scope()).dump());
+  }
+};
+
+// Request id outermost (refusals carry it too), cookies before the user resolver reads them.
+std::shared_ptr<Application> WithUser(std::shared_ptr<Application> app) {
+  return RequestIdMiddleware(CookieMiddleware(AuthMiddleware(std::move(app), DemoUser)));
+}
+
 }  // namespace
 
 std::shared_ptr<Router> MakeApp() {
@@ -596,6 +659,10 @@ std::shared_ptr<Router> MakeApp() {
       .Http("/tasks", Make<TaskRequest>())
       .WebSocket("/ws/chat/{room}", Make<ChatRoom>())
       .WebSocket("/ws/layer", Make<LayerProbe>())
+      .WebSocket("/ws/origin-checked", OriginValidator(Make<WebSocketEcho>(), DemoOriginPolicy()))
+      .Http("/whoami", WithUser(Make<WhoAmI>()))
+      .Http("/whoami/fail", WithUser(Make<WhoAmI>()))
+      .WebSocket("/ws/whoami", WithUser(Make<WebSocketWhoAmI>()))
       .Channel("tasks", Make<TaskRunner>())
       .WebSocket("/ws/sync", Make<SyncEcho>())
       .Http("/sync/hello", Make<SyncHello>())

@@ -24,6 +24,14 @@ void CheckHeaders(const Headers& headers) {
   }
 }
 
+// How log lines name an instance: "consumer for /path (connection 7, request 3f2a…)"; the
+// request id is there when RequestIdMiddleware gave it one.
+std::string Describe(const Scope& scope, uint64_t id) {
+  std::string out = "consumer for " + scope.path + " (connection " + std::to_string(id);
+  if (!scope.request_id.empty()) out += ", request " + scope.request_id;
+  return out + ")";
+}
+
 bool IsDisconnect(const Event& event) {
   return std::holds_alternative<HttpDisconnect>(event) ||
          std::holds_alternative<WebSocketDisconnect>(event);
@@ -81,8 +89,7 @@ Task<void> Instance::Main(Application& app) {
   }
   if (reason == v1::Close::REASON_APP_ERROR) {
     metrics_.app_errors.Inc();
-    SLUICE_LOG(kError, "worker") << "consumer for " << scope_.path << " (connection " << id_
-                                 << ") failed: " << detail;
+    SLUICE_LOG(kError, "worker") << Describe(scope_, id_) << " failed: " << detail;
   }
   inbox_.clear();
   inbox_bytes_.Sub(inbox_bytes_.held());
@@ -135,9 +142,8 @@ void Instance::ArmCloseTimeout() {
     if (ec || self->ended_) return;
     self->metrics_.close_timeouts.Inc();
     SLUICE_LOG(kWarning, "worker")
-        << "consumer for " << self->scope_.path << " (connection " << self->id_
-        << ") did not return within " << self->close_timeout_.count()
-        << " ms of its disconnect; cancelling it";
+        << Describe(self->scope_, self->id_) << " did not return within "
+        << self->close_timeout_.count() << " ms of its disconnect; cancelling it";
     self->cancelled_ = true;
     self->cancel_.emit(net::cancellation_type::terminal);
   });
@@ -303,8 +309,8 @@ void Instance::NoteRunning() {
 void Instance::Unhandled(const LayerMessage& message) {
   metrics_.layer_unhandled.Inc();
   const auto type = message.message.find("type");
-  SLUICE_LOG(kWarning, "worker") << "consumer for " << scope_.path << " (connection " << id_
-                                 << ") has no handler for channel-layer message type "
+  SLUICE_LOG(kWarning, "worker") << Describe(scope_, id_)
+                                 << " has no handler for channel-layer message type "
                                  << (type != message.message.end() ? type->dump() : "(none)")
                                  << "; dropped";
 }

@@ -1,5 +1,7 @@
 #include "sluice/event.h"
 
+#include <charconv>
+
 #include "common/text.h"
 
 namespace sluice {
@@ -16,6 +18,21 @@ std::optional<std::string_view> Scope::Param(std::string_view name) const {
     if (key == name) return value;
   }
   return std::nullopt;
+}
+
+std::optional<int64_t> Scope::IntParam(std::string_view name) const {
+  const auto text = Param(name);
+  int64_t value = 0;
+  if (!text || text->empty()) return std::nullopt;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::string_view> Scope::Cookie(std::string_view name) const {
+  const auto it = cookies.find(name);
+  if (it == cookies.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<std::string> Scope::Query(std::string_view name) const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -20,7 +21,13 @@ struct Address {
   uint16_t port = 0;
 };
 
-/// The ASGI connection scope (asgiref www.rst), plus `url_route`, filled by the Router.
+/// A channel-layer message: a JSON object with a string "type"; text is a string, bytes are
+/// Message::binary_t (msgpack on the wire, as channels_redis writes it).
+using Message = nlohmann::json;
+
+/// The ASGI connection scope (asgiref www.rst), plus `url_route`, filled by the Router, and
+/// `cookies`, `user` and `request_id`, filled by middleware (sluice/middleware.h): the
+/// gateway never sends those, so they are empty unless a middleware set them.
 /// Plain data: copy it freely.
 struct Scope {
   /// kChannel: a background-channel message (Router::Channel); `path` is the channel name.
@@ -39,11 +46,22 @@ struct Scope {
   std::vector<std::string> subprotocols;  // WebSocket only
   /// Parameters captured by the Router from the path pattern ("/chat/{room}").
   std::vector<std::pair<std::string, std::string>> url_route;
+  /// The request's cookies (CookieMiddleware): name → value, the first of equal names.
+  std::map<std::string, std::string, std::less<>> cookies;
+  /// The connection's user (AuthMiddleware): what the resolver returned; null is anonymous.
+  Message user;
+  /// The connection's request id (RequestIdMiddleware); empty without that middleware.
+  std::string request_id;
 
   /// The first value of header `name` (lower-case), if present.
   std::optional<std::string_view> Header(std::string_view name) const;
   /// A captured URL parameter, if present.
   std::optional<std::string_view> Param(std::string_view name) const;
+  /// A captured URL parameter as an integer ({name:int} captures always convert), if present
+  /// and a decimal int64_t.
+  std::optional<int64_t> IntParam(std::string_view name) const;
+  /// A cookie's value (after CookieMiddleware), if present.
+  std::optional<std::string_view> Cookie(std::string_view name) const;
   /// The first value of query parameter `name`, percent-decoded, if present.
   std::optional<std::string> Query(std::string_view name) const;
 };
@@ -84,10 +102,6 @@ struct WebSocketDisconnect {
   int code = 1005;
   std::string reason;
 };
-
-/// A channel-layer message: a JSON object with a string "type"; text is a string, bytes are
-/// Message::binary_t (msgpack on the wire, as channels_redis writes it).
-using Message = nlohmann::json;
 
 /// A channel-layer message delivered to the connection (gateway → application), in order
 /// with its other events. Consumers see it through their On(type, …) handlers.

@@ -8,6 +8,7 @@
 #include "sluice/json_consumer.h"
 #include "sluice/layer.h"
 #include "sluice/lifespan.h"
+#include "sluice/middleware.h"
 #include "sluice/router.h"
 #include "sluice/run_worker.h"
 #include "sluice/sync.h"
