@@ -24,9 +24,9 @@
 #include "sluice/http_consumer.h"
 #include "sluice/json_consumer.h"
 #include "sluice/layer.h"
+#include "sluice/middleware.h"
 #include "sluice/sync.h"
 #include "sluice/sync_consumer.h"
-#include "sluice/middleware.h"
 #include "sluice/websocket_consumer.h"
 
 namespace sluice::demo {
