@@ -28,7 +28,9 @@ using Message = nlohmann::json;
 /// The ASGI connection scope (asgiref www.rst), plus `url_route`, filled by the Router, and
 /// `cookies`, `user` and `request_id`, filled by middleware (sluice/middleware.h): the
 /// gateway never sends those, so they are empty unless a middleware set them.
-/// Plain data: copy it freely.
+/// Plain data: copy it freely. Thread-safety: as any value (the runtime gives each consumer
+/// its own, and middleware edits it in Create, before the consumer exists). Lifetime: the
+/// runtime's copy outlives the consumer bound to it.
 struct Scope {
   /// kChannel: a background-channel message (Router::Channel); `path` is the channel name.
   enum class Type { kHttp, kWebSocket, kChannel };

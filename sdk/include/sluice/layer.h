@@ -8,6 +8,9 @@
 
 namespace sluice {
 
+// Thread-safety and lifetime: plain values and exception types; the calls that use them are
+// Consumer's (sluice/consumer.h), under its contract.
+
 /// Channels' limit on one channel-layer message, checked on its msgpack encoding.
 inline constexpr size_t kMaxLayerMessageBytes = size_t{1} << 20;
 

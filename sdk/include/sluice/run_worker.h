@@ -11,6 +11,8 @@ namespace sluice {
 /// N (most instances at once), --threads N, --sync-threads N (SyncToAsync's pool),
 /// --stall-threshold SECONDS (the loop watchdog), --worker-id NAME, and more (--help).
 /// Prints "sluice-worker listening on HOST:PORT" to stdout once serving.
+/// Thread-safety: call once per process, from main. Lifetime: `app` and `lifespan` must
+/// outlive the call (they do when they are main's locals).
 int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan = Lifespan());
 
 }  // namespace sluice
