@@ -1,7 +1,8 @@
 // The chat consumer, tested in-process with sluice's communicators: no sockets, no gateway.
+#include "chat.h"
+
 #include <gtest/gtest.h>
 
-#include "chat.h"
 #include "sluice/testing.h"
 
 namespace {
