@@ -323,7 +323,7 @@ const std::string& ApplicationCommunicator::channel_name() const { return state_
 
 namespace {
 
-Scope MakeScope(Scope::Type type, std::string method, std::string path, Headers headers) {
+Scope MakeScope(Scope::Type type, std::string method, std::string path, Headers::Base headers) {
   Scope scope;
   scope.type = type;
   scope.http_version = "1.1";
@@ -345,7 +345,8 @@ Scope MakeScope(Scope::Type type, std::string method, std::string path, Headers 
   return scope;
 }
 
-Scope WebSocketScope(std::string path, Headers headers, std::vector<std::string> subprotocols) {
+Scope WebSocketScope(std::string path, Headers::Base headers,
+                     std::vector<std::string> subprotocols) {
   Scope scope = MakeScope(Scope::Type::kWebSocket, "", std::move(path), std::move(headers));
   scope.subprotocols = std::move(subprotocols);
   return scope;
@@ -353,7 +354,8 @@ Scope WebSocketScope(std::string path, Headers headers, std::vector<std::string>
 
 }  // namespace
 
-WebsocketCommunicator::WebsocketCommunicator(Application& app, std::string path, Headers headers,
+WebsocketCommunicator::WebsocketCommunicator(Application& app, std::string path,
+                                             Headers::Base headers,
                                              std::vector<std::string> subprotocols)
     : ApplicationCommunicator(
           app, WebSocketScope(std::move(path), std::move(headers), std::move(subprotocols))) {}
@@ -432,7 +434,8 @@ void WebsocketCommunicator::Disconnect(int code, milliseconds timeout) {
 
 namespace {
 
-Scope HttpScope(std::string method, std::string path, const std::string& body, Headers headers) {
+Scope HttpScope(std::string method, std::string path, const std::string& body,
+                Headers::Base headers) {
   if (!body.empty()) headers.emplace_back("content-length", std::to_string(body.size()));
   return MakeScope(Scope::Type::kHttp, std::move(method), std::move(path), std::move(headers));
 }
@@ -440,7 +443,7 @@ Scope HttpScope(std::string method, std::string path, const std::string& body, H
 }  // namespace
 
 HttpCommunicator::HttpCommunicator(Application& app, std::string method, std::string path,
-                                   std::string body, Headers headers)
+                                   std::string body, Headers::Base headers)
     : ApplicationCommunicator(
           app, HttpScope(std::move(method), std::move(path), body, std::move(headers))),
       body_(std::move(body)) {}

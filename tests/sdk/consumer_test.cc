@@ -190,7 +190,7 @@ TEST(HttpConsumerTest, RespondAddsTheGivenContentType) {
 
 // The headers of the http.response.start that Respond() sends, given the application's
 // headers and default content type.
-Headers RespondedHeaders(Headers headers, std::string content_type) {
+Headers RespondedHeaders(Headers::Base headers, std::string content_type) {
   CustomResponse consumer;
   consumer.headers = std::move(headers);
   consumer.content_type = std::move(content_type);

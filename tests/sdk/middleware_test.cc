@@ -43,7 +43,7 @@ class Inner final : public Application {
   std::vector<Scope> seen;
 };
 
-Scope MakeScope(Scope::Type type, Headers headers = {}) {
+Scope MakeScope(Scope::Type type, Headers::Base headers = {}) {
   Scope scope;
   scope.type = type;
   scope.path = "/p";

@@ -100,6 +100,11 @@ class Consumer {
   /// One message to `channel` (another connection's channel_name(), or a named channel such
   /// as a background channel): ChannelFull when it holds its capacity.
   Task<void> ChannelSend(std::string channel, const Message& message);
+  /// Fenced off: a message written as a braced list in the call (`co_await GroupSend(g,
+  /// {{"type", "x"}})`) is a braced temporary in a co_await expression, which GCC 12
+  /// destroys twice. Build the Message in a named local first.
+  Task<void> GroupSend(std::string group, Message::initializer_list_t message) = delete;
+  Task<void> ChannelSend(std::string channel, Message::initializer_list_t message) = delete;
   /// The handler for messages of `type` ("chat.message"); a later call replaces it.
   void On(std::string type, MessageHandler handler);
   /// Groups joined before the connection is handled (a WebSocket: before OnConnect, so

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -13,8 +14,23 @@
 namespace sluice {
 
 /// HTTP header list: names lower-cased on the way in, order and duplicates kept. Values are
-/// bytes as sent (ASGI byte strings).
-using Headers = std::vector<std::pair<std::string, std::string>>;
+/// bytes as sent (ASGI byte strings). A vector of (name, value) pairs, with one difference:
+/// a braced list converts to it only explicitly (`Headers headers{{"x-a", "1"}}`, or an
+/// assignment `headers = {{"x-a", "1"}}`), never where a function takes Headers (`Respond(200,
+/// body, {{"x-a", "1"}})` does not compile). That is a fence: GCC 12 destroys a braced temporary in
+/// a co_await expression twice, and passing headers that way inside `co_await` is the likeliest
+/// place to write one. Build them in a named local.
+class Headers : public std::vector<std::pair<std::string, std::string>> {
+ public:
+  using Base = std::vector<std::pair<std::string, std::string>>;
+  Headers() = default;
+  explicit Headers(std::initializer_list<value_type> list) : Base(list) {}
+  Headers& operator=(std::initializer_list<value_type> list) {
+    Base::operator=(list);
+    return *this;
+  }
+  Headers(Base headers) : Base(std::move(headers)) {}  // NOLINT(google-explicit-constructor)
+};
 
 struct Address {
   std::string host;

@@ -14,6 +14,8 @@ class JsonWebSocketConsumer : public WebSocketConsumer {
  protected:
   virtual Task<void> ReceiveJson(Message content);
   Task<void> SendJson(const Message& content);
+  /// Fenced off, as Consumer::GroupSend's braced-list form: build the Message in a local.
+  Task<void> SendJson(Message::initializer_list_t content) = delete;
 
  private:
   Task<void> OnText(std::string text) final;

@@ -66,10 +66,11 @@ class ApplicationCommunicator {
   std::shared_ptr<State> state_;
 };
 
-/// A WebSocket client for a consumer (Channels' WebsocketCommunicator).
+/// A WebSocket client for a consumer (Channels' WebsocketCommunicator). Communicators take
+/// headers as a plain vector, so a braced list works here (they are never co_awaited).
 class WebsocketCommunicator : public ApplicationCommunicator {
  public:
-  WebsocketCommunicator(Application& app, std::string path, Headers headers = {},
+  WebsocketCommunicator(Application& app, std::string path, Headers::Base headers = {},
                         std::vector<std::string> subprotocols = {});
 
   struct Connected {
@@ -101,7 +102,7 @@ class WebsocketCommunicator : public ApplicationCommunicator {
 class HttpCommunicator : public ApplicationCommunicator {
  public:
   HttpCommunicator(Application& app, std::string method, std::string path, std::string body = {},
-                   Headers headers = {});
+                   Headers::Base headers = {});
 
   struct Response {
     int status = 0;
