@@ -83,6 +83,22 @@ absl::Status Runtime::Start() {
                              [this] { return static_cast<int64_t>(active()); });
   registry_.AddGaugeFunction("sluice_worker_capacity", "Most instances at once",
                              [this] { return static_cast<int64_t>(options_.capacity); });
+  // The SyncPool's, once a consumer started it (sdk/src/sync.cc).
+  const auto pool = [](auto read) {
+    return [read] {
+      const SyncPool* pool = SyncPool::DefaultIfStarted();
+      return pool == nullptr ? 0 : read(*pool);
+    };
+  };
+  registry_.AddGaugeFunction(
+      "sluice_worker_sync_running", "Blocking calls running on the SyncPool's threads",
+      pool([](const SyncPool& p) { return static_cast<int64_t>(p.running()); }));
+  registry_.AddGaugeFunction(
+      "sluice_worker_sync_queued", "Blocking calls waiting for a SyncPool thread",
+      pool([](const SyncPool& p) { return static_cast<int64_t>(p.queued()); }));
+  registry_.AddCounterFunction(
+      "sluice_worker_sync_rejected_total", "Blocking calls refused: the SyncPool's queue was full",
+      pool([](const SyncPool& p) { return p.rejected(); }));
   if (options_.admin) {
     admin_.Route("/metrics", [this] {
       return AdminServer::Response{200, "text/plain; version=0.0.4", registry_.Render()};

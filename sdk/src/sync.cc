@@ -59,6 +59,8 @@ void SyncPool::Configure(Options options) {
   default_options = options;
 }
 
+SyncPool* SyncPool::DefaultIfStarted() { return default_pool.load(std::memory_order_acquire); }
+
 void SyncPool::ShutdownDefault() {
   if (SyncPool* pool = default_pool.load(std::memory_order_acquire)) pool->Shutdown();
 }
@@ -68,6 +70,7 @@ void SyncPool::Submit(std::function<void()> job, std::optional<ThreadSensitive> 
     std::lock_guard lock(state_->mu);
     if (state_->stopping) throw std::logic_error("SyncToAsync after the pool shut down");
     if (state_->queued >= options_.max_queued) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
       throw SyncPoolFull("SyncToAsync: " + std::to_string(state_->queued) +
                          " blocking calls already wait for a thread");
     }

@@ -72,6 +72,9 @@ def test_sleeping_sync_consumers_do_not_delay_an_async_echo(start_worker, start_
         stop = asyncio.Event()
         sleepers = [asyncio.create_task(sleeper(i, stop)) for i in range(SLEEPERS)]
         # Echo until every sleeper has slept twice: the echoes span their sleeps.
+        # The pool shows its work: a sleeper's call is running on it.
+        await asyncio.to_thread(wait_for_metric, worker.admin_port, "sluice_worker_sync_running",
+                                lambda v: v >= 1, 10 * SLOWDOWN, "a sleep on the SyncPool")
         latencies = []
         deadline = time.monotonic() + 20 * SLOWDOWN
         while min(rounds) < 2 or len(latencies) < ECHOES:
@@ -87,6 +90,7 @@ def test_sleeping_sync_consumers_do_not_delay_an_async_echo(start_worker, start_
     # The sleepers' time was spent on pool threads: the loop never stalled.
     samples = scrape_metrics(worker.admin_port)
     assert metric(samples, "sluice_worker_loop_stalls_total") == 0
+    assert metric(samples, "sluice_worker_sync_rejected_total") == 0
 
 
 def test_a_consumer_that_blocks_its_loop_is_reported(start_worker, start_gateway):

@@ -87,6 +87,7 @@ TEST(SyncPool, RefusesCallsPastItsQueueBound) {
   pool.Submit([] {});
   EXPECT_EQ(pool.queued(), 2u);
   EXPECT_THROW(pool.Submit([] {}), SyncPoolFull);
+  EXPECT_EQ(pool.rejected(), 1u);
   release.set_value();
   pool.Shutdown();  // runs what was queued, then joins
   EXPECT_EQ(pool.queued(), 0u);

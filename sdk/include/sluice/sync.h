@@ -73,6 +73,9 @@ class SyncPool {
   static void Configure(Options options);
   /// Shuts the default pool down if it was started.
   static void ShutdownDefault();
+  /// The default pool if something started it, else null (metrics read it without starting
+  /// threads nobody uses).
+  static SyncPool* DefaultIfStarted();
 
   /// Runs `job` on a pool thread (`slot`'s, when given). Throws SyncPoolFull, or
   /// std::logic_error after Shutdown.
@@ -86,6 +89,8 @@ class SyncPool {
   /// Calls waiting for a thread, and calls running.
   size_t queued() const;
   size_t running() const { return running_.load(std::memory_order_relaxed); }
+  /// Calls refused with SyncPoolFull.
+  uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
 
  private:
   struct State;
@@ -95,6 +100,7 @@ class SyncPool {
   std::unique_ptr<State> state_;
   std::atomic<unsigned> next_slot_{0};
   std::atomic<size_t> running_{0};
+  std::atomic<uint64_t> rejected_{0};
 };
 
 namespace internal {
