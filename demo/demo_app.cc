@@ -448,7 +448,7 @@ class LayerProbe final : public WebSocketConsumer {
   }
 
   Task<void> OnText(std::string text) override {
-    const Message command = Message::parse(text, nullptr, /*allow_exceptions=*/false);
+    const Message command = ParseJson(text).value_or(Message());
     const std::string op = command.is_object() ? command.value("op", std::string()) : "";
     Message message =
         command.is_object() ? command.value("message", Message::object()) : Message::object();

@@ -298,12 +298,15 @@ void Instance::OnLayerResult(const v1::LayerResult& result) {
 void Instance::NoteRunning() {
   LoopWatchdog::Watch* watch = LoopWatchdog::Current();
   if (watch == nullptr) return;
-  if (watch->stalled.load(std::memory_order_relaxed) == id_) {
+  // This instance's token: unique among live instances (ids are per gateway).
+  const auto token = reinterpret_cast<uintptr_t>(this);
+  if (watch->stalled.load(std::memory_order_relaxed) == token) {
     watch->stalled.store(0, std::memory_order_relaxed);
-    SLUICE_LOG(kWarning, "worker") << "consumer for " << scope_.path << " (connection " << id_
-                                   << ") blocked its event loop past the watchdog threshold";
+    SLUICE_LOG(kWarning, "worker") << Describe(scope_, id_)
+                                   << " was the last to run before its event loop was blocked "
+                                      "past the watchdog threshold";
   }
-  watch->running.store(id_, std::memory_order_relaxed);
+  watch->running.store(token, std::memory_order_relaxed);
 }
 
 void Instance::Unhandled(const LayerMessage& message) {

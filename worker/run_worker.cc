@@ -104,13 +104,24 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
 
   ConfigureMutexChecks();
   BlockStopSignals();  // before gRPC starts its threads; waited for below
-  SyncPool::Configure(sync);
+  try {
+    SyncPool::Configure(sync);
+  } catch (const std::logic_error&) {
+    SLUICE_LOG(kWarning, "worker") << "the SyncPool started before RunWorker; --sync-threads "
+                                      "and --sync-queue do not apply";
+  }
 
   // Nothing listens before the startup hooks succeed: no gateway can send a connection.
   if (!RunHooks(lifespan.startup(), "startup", /*stop_at_error=*/true)) return 3;
   worker::Runtime runtime(app, options);
+  const auto shutdown = [&lifespan] {
+    std::vector<std::pair<std::string, Lifespan::Hook>> hooks(lifespan.shutdown().rbegin(),
+                                                              lifespan.shutdown().rend());
+    RunHooks(hooks, "shutdown", /*stop_at_error=*/false);
+  };
   if (absl::Status status = runtime.Start(); !status.ok()) {
     SLUICE_LOG(kError, "worker") << status;
+    shutdown();
     return 1;
   }
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
@@ -124,13 +135,12 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
   const int signal = WaitForStopSignal();
   SLUICE_LOG(kInfo, "worker") << "signal " << signal << ": stopping";
   runtime.Drain();
-  std::vector<std::pair<std::string, Lifespan::Hook>> shutdown(lifespan.shutdown().rbegin(),
-                                                               lifespan.shutdown().rend());
-  RunHooks(shutdown, "shutdown", /*stop_at_error=*/false);
-  runtime.Stop();
-  // After the loops stopped (nothing new reaches the pool), before they are destroyed
-  // (what the pool's calls post back to).
+  // Blocking calls finish while the loops still run, so they can still reach their
+  // connection; calls made after this throw Disconnected.
   SyncPool::ShutdownDefault();
+  runtime.Stop();
+  // Last: no consumer runs any more, so none uses what the hooks close.
+  shutdown();
   return 0;
 }
 

@@ -96,9 +96,9 @@ absl::Status Runtime::Start() {
   registry_.AddGaugeFunction(
       "sluice_worker_sync_queued", "Blocking calls waiting for a SyncPool thread",
       pool([](const SyncPool& p) { return static_cast<int64_t>(p.queued()); }));
-  registry_.AddCounterFunction(
-      "sluice_worker_sync_rejected_total", "Blocking calls refused: the SyncPool's queue was full",
-      pool([](const SyncPool& p) { return p.rejected(); }));
+  registry_.AddCounterFunction("sluice_worker_sync_rejected_total",
+                               "Blocking calls refused: the SyncPool's queue was full",
+                               pool([](const SyncPool& p) { return p.rejected(); }));
   if (options_.admin) {
     admin_.Route("/metrics", [this] {
       return AdminServer::Response{200, "text/plain; version=0.0.4", registry_.Render()};

@@ -68,12 +68,11 @@ void LoopWatchdog::Check() {
       if (watch.reported) continue;
       watch.reported = true;
       stalls_.Inc();
-      const uint64_t running = watch.running.load(std::memory_order_relaxed);
-      watch.stalled.store(running, std::memory_order_relaxed);
+      watch.stalled.store(watch.running.load(std::memory_order_relaxed), std::memory_order_relaxed);
       SLUICE_LOG(kWarning, "worker")
           << "event loop " << i << " blocked for " << age << " ms (threshold " << threshold_.count()
-          << " ms), running connection " << running
-          << ": blocking code belongs in SyncToAsync or a sync consumer";
+          << " ms): blocking code belongs in SyncToAsync or a sync consumer; the consumer it "
+             "ran last names itself when it runs again";
     }
   }
 }

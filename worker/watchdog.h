@@ -19,17 +19,19 @@ namespace sluice::worker {
 /// Each loop stamps a heartbeat every threshold/4; a thread of the watchdog's own checks the
 /// stamps. A loop whose stamp is older than the threshold is reported once per stall: a
 /// warning naming the loop and the connection it was running, and
-/// `sluice_worker_loop_stalls_total`. The connection's instance names its consumer (path)
-/// when it next runs (Instance::NoteRunning), since only the loop may read its state.
+/// `sluice_worker_loop_stalls_total`. The instance the loop resumed last names itself (path,
+/// connection, request id) when it next runs (Instance::NoteRunning), since only the loop
+/// may read its state. Best effort: a consumer resumed by something else than its instance
+/// (its own timer, a SyncToAsync result) is not seen, and the last one seen is named.
 /// Thread-safety: Start/Stop from one thread; Current() and the Watch fields from any.
 /// Lifetime: the loops must outlive it.
 class LoopWatchdog {
  public:
   struct Watch {
-    std::atomic<int64_t> beat_ms{0};   // the loop's last heartbeat (steady clock)
-    std::atomic<uint64_t> running{0};  // the connection it resumed last
-    std::atomic<uint64_t> stalled{0};  // a connection reported blocking it, to be named
-    bool reported = false;             // the watchdog thread's own
+    std::atomic<int64_t> beat_ms{0};    // the loop's last heartbeat (steady clock)
+    std::atomic<uintptr_t> running{0};  // the instance it resumed last (its address)
+    std::atomic<uintptr_t> stalled{0};  // that instance when a stall was seen, to be named
+    bool reported = false;              // the watchdog thread's own
   };
 
   LoopWatchdog(const std::vector<boost::asio::io_context*>& loops,

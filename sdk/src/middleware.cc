@@ -410,7 +410,11 @@ bool ValidRequestId(std::string_view id) {
 
 std::string NewRequestId() {
   // One generator per thread: no lock, and seeded apart from every other thread's.
-  thread_local std::mt19937_64 generator{std::random_device{}()};
+  thread_local std::mt19937_64 generator = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id(32, '0');
   for (size_t i = 0; i < id.size(); i += 16) {

@@ -7,6 +7,11 @@
 #include <vector>
 
 namespace sluice {
+namespace {
+
+thread_local unsigned thread_index = 0;  // a pool thread's index in its pool
+
+}  // namespace
 
 // One mutex for the pool: its calls block for milliseconds or more, so a lock per call is
 // noise. Any-thread calls share one queue; thread-sensitive calls wait in their thread's.
@@ -65,16 +70,33 @@ void SyncPool::ShutdownDefault() {
   if (SyncPool* pool = default_pool.load(std::memory_order_acquire)) pool->Shutdown();
 }
 
+namespace {
+
+thread_local SyncPool* current_pool = nullptr;
+
+}  // namespace
+
+SyncPool* SyncPool::Current() { return current_pool; }
+
 void SyncPool::Submit(std::function<void()> job, std::optional<ThreadSensitive> slot) {
+  Reserve();
+  Push(std::move(job), slot);
+}
+
+void SyncPool::Reserve() {
+  std::lock_guard lock(state_->mu);
+  if (state_->stopping) throw Disconnected("the worker is stopping: no new blocking calls");
+  if (state_->queued >= options_.max_queued) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    throw SyncPoolFull("SyncToAsync: " + std::to_string(state_->queued) +
+                       " blocking calls already wait for a thread");
+  }
+  ++state_->queued;
+}
+
+void SyncPool::Push(std::function<void()> job, std::optional<ThreadSensitive> slot) noexcept {
   {
     std::lock_guard lock(state_->mu);
-    if (state_->stopping) throw std::logic_error("SyncToAsync after the pool shut down");
-    if (state_->queued >= options_.max_queued) {
-      rejected_.fetch_add(1, std::memory_order_relaxed);
-      throw SyncPoolFull("SyncToAsync: " + std::to_string(state_->queued) +
-                         " blocking calls already wait for a thread");
-    }
-    ++state_->queued;
     if (slot) {
       state_->own[slot->slot() % options_.threads].push_back(std::move(job));
     } else {
@@ -85,24 +107,59 @@ void SyncPool::Submit(std::function<void()> job, std::optional<ThreadSensitive> 
   state_->wake.notify_all();
 }
 
-void SyncPool::Loop(unsigned index) {
+std::function<void()> SyncPool::Take(unsigned index) {
   auto& own = state_->own[index];
+  auto& from = !own.empty() ? own : state_->shared;
+  if (from.empty()) return nullptr;
+  std::function<void()> job = std::move(from.front());
+  from.pop_front();
+  --state_->queued;
+  return job;
+}
+
+void SyncPool::Run(std::function<void()>& job) {
+  running_.fetch_add(1, std::memory_order_relaxed);
+  job();  // never throws: SyncCall catches what its function throws
+  job = nullptr;
+  running_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void SyncPool::Loop(unsigned index) {
+  current_pool = this;
+  thread_index = index;
   std::unique_lock lock(state_->mu);
   for (;;) {
-    state_->wake.wait(lock,
-                      [&] { return !own.empty() || !state_->shared.empty() || state_->stopping; });
-    auto& from = !own.empty() ? own : state_->shared;
-    if (from.empty()) return;  // stopping, and nothing left
-    std::function<void()> job = std::move(from.front());
-    from.pop_front();
-    --state_->queued;
-    running_.fetch_add(1, std::memory_order_relaxed);
+    // Stop once nothing is queued or reserved (a reserved call is about to be pushed).
+    state_->wake.wait(lock, [&] {
+      return !state_->own[index].empty() || !state_->shared.empty() ||
+             (state_->stopping && state_->queued == 0);
+    });
+    std::function<void()> job = Take(index);
+    if (!job) return;
     lock.unlock();
-    job();  // never throws: SyncCall catches what f throws
-    job = nullptr;
-    running_.fetch_sub(1, std::memory_order_relaxed);
+    Run(job);
     lock.lock();
   }
+}
+
+void SyncPool::HelpUntil(const std::function<bool()>& done) {
+  if (current_pool != this) throw std::logic_error("SyncPool::HelpUntil off the pool's threads");
+  std::unique_lock lock(state_->mu);
+  for (;;) {
+    state_->wake.wait(lock, [&] {
+      return done() || !state_->own[thread_index].empty() || !state_->shared.empty();
+    });
+    if (done()) return;
+    std::function<void()> job = Take(thread_index);
+    lock.unlock();
+    Run(job);
+    lock.lock();
+  }
+}
+
+void SyncPool::Notify() {
+  { std::lock_guard lock(state_->mu); }  // a waiter checks `done` under the lock
+  state_->wake.notify_all();
 }
 
 void SyncPool::Shutdown() {
@@ -139,6 +196,12 @@ thread_local std::optional<boost::asio::any_io_executor> caller_executor;
 }  // namespace
 
 void MarkEventLoopThread(bool on) { on_event_loop = on; }
+
+void ThrowAsyncToSyncOnLoop() {
+  throw std::logic_error(
+      "AsyncToSync called on an event-loop thread: it would block the loop; co_await the call "
+      "instead, or run the blocking code through SyncToAsync");
+}
 bool OnEventLoopThread() { return on_event_loop; }
 
 std::optional<boost::asio::any_io_executor> CallerExecutor() { return caller_executor; }

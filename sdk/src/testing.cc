@@ -66,28 +66,36 @@ void ThrowFor(layer::Status status) {
 
 // Runs a layer operation from a test thread and waits for it.
 template <class Start>
-void CallLayer(Start start) {
-  std::promise<layer::Status> done;
+void CallLayer(Start start, milliseconds timeout) {
+  auto done = std::make_shared<std::promise<layer::Status>>();
+  std::future<layer::Status> status = done->get_future();
   TestLoop& loop = TestLoop::Get();
-  net::post(loop.io, [&] {
+  net::post(loop.io, [start = std::move(start), done, &loop]() mutable {
     start(loop.layer, layer::Completion(net::bind_executor(
-                          loop.io, [&done](layer::Status status) { done.set_value(status); })));
+                          loop.io, [done](layer::Status status) { done->set_value(status); })));
   });
-  ThrowFor(done.get_future().get());
+  if (status.wait_for(timeout) != std::future_status::ready) {
+    throw Timeout("the layer did not answer within " + std::to_string(timeout.count()) + " ms");
+  }
+  ThrowFor(status.get());
 }
 
 }  // namespace
 
-void LayerSend(const std::string& channel, const Message& message) {
-  CallLayer([&](layer::ChannelLayer& layer, layer::Completion done) {
-    layer.Send(channel, message, std::move(done));
-  });
+void LayerSend(const std::string& channel, const Message& message, milliseconds timeout) {
+  CallLayer(
+      [channel, message](layer::ChannelLayer& layer, layer::Completion done) {
+        layer.Send(channel, message, std::move(done));
+      },
+      timeout);
 }
 
-void LayerGroupSend(const std::string& group, const Message& message) {
-  CallLayer([&](layer::ChannelLayer& layer, layer::Completion done) {
-    layer.GroupSend(group, message, std::move(done));
-  });
+void LayerGroupSend(const std::string& group, const Message& message, milliseconds timeout) {
+  CallLayer(
+      [group, message](layer::ChannelLayer& layer, layer::Completion done) {
+        layer.GroupSend(group, message, std::move(done));
+      },
+      timeout);
 }
 
 // The consumer's Connection. Its coroutines, inbox and channel live on the test loop; the
@@ -334,8 +342,11 @@ Scope MakeScope(Scope::Type type, std::string method, std::string path, Headers:
     scope.query_string = path.substr(query + 1);
     path.resize(query);
   }
+  // As the gateway: path percent-decoded, raw_path as sent.
+  std::optional<std::string> decoded = PercentDecode(path);
+  if (!decoded) throw std::invalid_argument("communicator: bad percent-encoding in " + path);
   scope.raw_path = path;
-  scope.path = std::move(path);
+  scope.path = std::move(*decoded);
   for (auto& [name, value] : headers) {
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }

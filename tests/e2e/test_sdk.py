@@ -27,12 +27,13 @@ from e2e_helpers import (
     ws_connect,
 )
 
-SLEEP_MS = 200
+SLEEP_MS = 500
 SLEEPERS = 4        # sync clients sleeping at once (the pool has 16 threads by default)
 ECHOES = 40
-# An echo never waits for a sleep: its worst case stays far under one SLEEP_MS.
-ECHO_MAX = SLEEP_MS / 1000 * 0.75 * SLOWDOWN
-ECHO_MEDIAN = 0.030 * SLOWDOWN
+# An echo never waits for a sleep: its worst case stays far under one SLEEP_MS (an echo
+# that waited for a sleep on the loop would wait up to SLEEP_MS, half of it on average).
+ECHO_MAX = SLEEP_MS / 1000 * 0.6 * SLOWDOWN
+ECHO_MEDIAN = 0.050 * SLOWDOWN
 
 
 def one_loop_stack(start_worker, start_gateway, worker_args=()):
@@ -94,10 +95,10 @@ def test_sleeping_sync_consumers_do_not_delay_an_async_echo(start_worker, start_
 
 
 def test_a_consumer_that_blocks_its_loop_is_reported(start_worker, start_gateway):
-    """The counterpart of the test above: the same sleep on the event loop itself delays the
-    echo by about the sleep (which is what the limits above would catch), and the watchdog
-    logs and counts it, naming the consumer."""
-    block_ms = 600
+    """The counterpart of the test above: the same kind of sleep on the event loop itself
+    delays the echoes sent meanwhile by up to the whole block (which the limits above would
+    catch), and the watchdog logs and counts it, naming the consumer."""
+    block_ms = 2 * SLEEP_MS
     worker, gateway = one_loop_stack(start_worker, start_gateway,
                                      ["--stall-threshold", "0.1"])
 
@@ -105,22 +106,28 @@ def test_a_consumer_that_blocks_its_loop_is_reported(start_worker, start_gateway
         blocker = await ws_connect(gateway.port, "/ws/misuse")
         echo = await ws_connect(gateway.port, "/ws/echo")
         await blocker.send(f"block:{block_ms}")
-        started = time.monotonic()
-        await echo.send("ping")
-        assert await recv(echo, timeout=10) == "ping"
-        waited = time.monotonic() - started
-        assert await recv(blocker, timeout=10) == f"blocked:{block_ms}"
+        blocked = asyncio.create_task(recv(blocker, timeout=10))
+        # Echo back to back until the blocker answers: one echo is sent during the block
+        # (whenever it starts) and waits for the rest of it.
+        latencies = []
+        while not blocked.done():
+            started = time.monotonic()
+            await echo.send("ping")
+            assert await recv(echo, timeout=10) == "ping"
+            latencies.append(time.monotonic() - started)
+        assert blocked.result() == f"blocked:{block_ms}"
         await blocker.close()
         await echo.close()
-        return waited
+        return max(latencies)
 
     waited = run(main())
-    assert waited > ECHO_MAX / SLOWDOWN, f"the echo did not wait for the blocked loop ({waited})"
-    wait_for_metric(worker.admin_port, "sluice_worker_loop_stalls_total", lambda v: v == 1,
-                    what="one stall counted")
+    assert waited > ECHO_MAX / SLOWDOWN, f"no echo waited for the blocked loop ({waited})"
+    wait_for_metric(worker.admin_port, "sluice_worker_loop_stalls_total", lambda v: v >= 1,
+                    what="the stall counted")
     wait_until(lambda: "consumer for /ws/misuse" in worker.stderr_path.read_text(), 5,
                "the consumer named in the log")
     log = worker.stderr_path.read_text()
+    assert "was the last to run before its event loop was blocked" in log, log[-2000:]
     assert "event loop 0 blocked for" in log, log[-2000:]
 
 

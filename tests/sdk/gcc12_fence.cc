@@ -6,14 +6,14 @@
 class Consumer final : public sluice::HttpConsumer {
   sluice::Task<void> Handle() override {
 #if FENCE == 0
-    sluice::Headers headers{{"x-a", "1"}};
-    sluice::Message message = {{"type", "x"}};
+    sluice::Headers headers{{ "x-a", "1" }};
+    sluice::Message message = {{ "type", "x" }};
     co_await GroupSend("g", message);
     co_await Respond(200, "ok", headers);
 #elif FENCE == 1
-    co_await Respond(200, "ok", {{"x-a", "1"}});  // braced headers in the call
+    co_await Respond(200, "ok", {{ "x-a", "1" }});  // braced headers in the call
 #elif FENCE == 2
-    co_await GroupSend("g", {{"type", "x"}});  // a braced message in the call
+    co_await GroupSend("g", {{ "type", "x" }});  // a braced message in the call
 #elif FENCE == 3
     co_await ChannelSend("c", {{"type", "x"}});
 #endif
@@ -23,9 +23,9 @@ class Consumer final : public sluice::HttpConsumer {
 class Json final : public sluice::JsonWebSocketConsumer {
   sluice::Task<void> ReceiveJson(sluice::Message content) override {
 #if FENCE == 4
-    co_await SendJson({{"echo", content}});
+    co_await SendJson({{ "echo", content }});
 #else
-    sluice::Message echo = {{"echo", std::move(content)}};
+    sluice::Message echo = {{ "echo", std::move(content) }};
     co_await SendJson(echo);
 #endif
   }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -91,7 +92,59 @@ TEST(SyncPool, RefusesCallsPastItsQueueBound) {
   release.set_value();
   pool.Shutdown();  // runs what was queued, then joins
   EXPECT_EQ(pool.queued(), 0u);
-  EXPECT_THROW(pool.Submit([] {}), std::logic_error);
+  EXPECT_THROW(pool.Submit([] {}), Disconnected);
+}
+
+TEST(SyncToAsync, AFullPoolThrowsSyncPoolFullToTheCaller) {
+  SyncPool& pool = SyncPool::Default();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<unsigned> blocked{0};
+  for (unsigned i = 0; i < pool.threads(); ++i) {
+    pool.Submit([&] {
+      ++blocked;
+      released.wait();
+    });
+  }
+  while (blocked < pool.threads()) std::this_thread::yield();
+  size_t queued = 0;
+  try {
+    for (;;) {
+      pool.Submit([] {});
+      ++queued;
+    }
+  } catch (const SyncPoolFull&) {
+  }
+  EXPECT_GT(queued, 0u);
+  auto task = []() -> Task<std::string> {
+    try {
+      co_await SyncToAsync([] { return 1; });
+    } catch (const SyncPoolFull& e) {
+      co_return "SyncPoolFull";
+    }
+    co_return "ran";
+  };
+  EXPECT_EQ(RunTask(task()), "SyncPoolFull");
+  release.set_value();
+  while (pool.queued() > 0 || pool.running() > 0) std::this_thread::yield();
+}
+
+TEST(AsyncToSync, ACallBackToTheSameThreadSensitiveSlotDoesNotDeadlock) {
+  // Blocking code on slot S calls async code that calls blocking code on S again: the
+  // waiting thread runs it (asgiref's CurrentThreadExecutor).
+  auto task = []() -> Task<int> {
+    const ThreadSensitive slot = SyncPool::Default().NextSlot();
+    co_return co_await SyncToAsync(
+        [slot] {
+          const auto outer = std::this_thread::get_id();
+          return AsyncToSync([slot, outer]() -> Task<int> {
+            co_return co_await SyncToAsync(
+                [outer] { return std::this_thread::get_id() == outer ? 7 : -1; }, slot);
+          });
+        },
+        slot);
+  };
+  EXPECT_EQ(RunTask(task()), 7);
 }
 
 TEST(AsyncToSync, RunsTheAwaitableOnTheCallersLoopFromASyncCall) {
@@ -198,7 +251,10 @@ TEST(JsonWebSocketConsumer, ParsesTextAndClosesOnBadInput) {
     WebSocketReceive bad;
     int code;
   };
-  for (const Case& c : {Case{Text("{nope"), 1007}, Case{Text("{}", true), 1003}}) {
+  const std::string deep =
+      std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
+  for (const Case& c :
+       {Case{Text("{nope"), 1007}, Case{Text("{}", true), 1003}, Case{Text(deep), 1007}}) {
     JsonRecorder consumer;
     Scope scope;
     scope.type = Scope::Type::kWebSocket;
@@ -212,6 +268,21 @@ TEST(JsonWebSocketConsumer, ParsesTextAndClosesOnBadInput) {
     EXPECT_EQ(Message::parse(std::get<WebSocketSend>(connection.sent[1]).data), consumer.got[0]);
     EXPECT_EQ(std::get<WebSocketClose>(connection.sent[2]).code, c.code);
   }
+}
+
+TEST(ParseJson, RefusesNestingPastTheLimitBeforeBuildingAnything) {
+  const auto nested = [](size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+  };
+  EXPECT_TRUE(ParseJson(nested(kMaxJsonDepth)));
+  EXPECT_FALSE(ParseJson(nested(kMaxJsonDepth + 1)));
+  EXPECT_FALSE(ParseJson(nested(500000)));  // 1 MB: no stack to spare for this
+  // Brackets inside strings (escaped quotes too) do not count.
+  const std::string in_string = R"({"a": ")" + std::string(1000, '[') + R"(\"[[["})";
+  ASSERT_TRUE(ParseJson(in_string));
+  EXPECT_EQ(ParseJson(in_string)->at("a").get<std::string>().size(), 1004u);
+  EXPECT_FALSE(ParseJson("{nope"));
+  EXPECT_EQ(*ParseJson(R"({"k": [1, {"x": null}]})"), Message::parse(R"({"k": [1, {"x": null}]})"));
 }
 
 }  // namespace

@@ -12,9 +12,10 @@ namespace sluice {
 /// order, on its main thread, before it listens: a gateway cannot link to the worker (and
 /// answers 503 when no other worker can take a request) until they all succeed. A hook that
 /// throws stops the start: the error is logged and the process exits with code 3. On SIGTERM
-/// or SIGINT the shutdown hooks run in reverse order after the drain (connections finished
-/// or moved) and before the process exits; one that throws is logged and the others still
-/// run. Hooks may block.
+/// or SIGINT the shutdown hooks run in reverse order after the drain, once the blocking
+/// calls finished and the event loops stopped (no consumer runs), and before the process
+/// exits; one that throws is logged and the others still run. They also run when the worker
+/// cannot listen after its startup hooks succeeded. Hooks may block.
 /// Thread-safety: build it before RunWorker; the hooks run on RunWorker's thread.
 class Lifespan {
  public:

@@ -1,10 +1,11 @@
 #pragma once
 
 // Synchronous consumers (Channels' WebsocketConsumer and, for HTTP, a sync handler): their
-// handlers are plain blocking functions. Each runs on its connection's own thread of the
-// SyncPool (thread-sensitive: one thread per connection, in event order), so it may block
-// (a database call, a sleep) without stalling any other connection; the event loop only
-// waits for it. Sending and layer calls block the handler until they are done.
+// handlers are plain blocking functions. Each runs on its connection's thread of the SyncPool
+// (thread-sensitive: one thread per connection, in event order; connections beyond the
+// pool's threads share them, round robin), so it may block (a database call, a sleep)
+// without stalling any event loop; its loop only waits for it. Sending and layer calls block
+// the handler until they are done.
 
 #include <functional>
 #include <string>

@@ -31,9 +31,12 @@ class Timeout final : public std::runtime_error {
 };
 
 /// Sends to a channel or a group of the communicators' in-memory layer, as another process
-/// would (Channels' `get_channel_layer().send(...)` in a test). Throws a LayerError.
-void LayerSend(const std::string& channel, const Message& message);
-void LayerGroupSend(const std::string& group, const Message& message);
+/// would (Channels' `get_channel_layer().send(...)` in a test). Throws a LayerError, or
+/// Timeout.
+void LayerSend(const std::string& channel, const Message& message,
+               milliseconds timeout = milliseconds(1000));
+void LayerGroupSend(const std::string& group, const Message& message,
+                    milliseconds timeout = milliseconds(1000));
 
 /// Runs one instance of `app` for `scope` (ASGI's ApplicationCommunicator): events go in with
 /// SendInput, what the consumer sends comes out of ReceiveOutput. The consumer gets a
