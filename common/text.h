@@ -24,6 +24,14 @@ inline bool IsToken(std::string_view s) {
   return true;
 }
 
+/// ASCII lower case (header names; locale-free, unlike std::tolower).
+inline char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+inline std::string AsciiLower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = AsciiLower(c);
+  return out;
+}
+
 /// ASCII case-insensitive equality (header names).
 inline bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

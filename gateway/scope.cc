@@ -60,7 +60,7 @@ absl::StatusOr<v1::Scope> BuildScope(const http::request_header<>& request, cons
   for (const auto& [field_name, value] : fields) {
     v1::Header* header = scope.add_headers();
     std::string name = field_name;
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name) c = AsciiLower(c);
     header->set_value(value);
     const bool subprotocols = websocket && name == "sec-websocket-protocol";
     header->set_name(std::move(name));

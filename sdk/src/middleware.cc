@@ -54,14 +54,6 @@ class WebSocketRefusal final : public WebSocketConsumer {
 // No handlers: the message is reported unhandled and acknowledged.
 class ChannelRefusal final : public ChannelConsumer {};
 
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
-  return out;
-}
-
 // ---- Origins ----
 
 // A parsed origin or origin pattern: scheme (empty: any), host (a leading '.' in a pattern:
@@ -88,7 +80,7 @@ bool IsHostChar(char c) {
 // Lower-cases; nullopt when it does not parse.
 std::optional<OriginParts> ParseOriginParts(std::string_view text, bool need_scheme) {
   OriginParts parts;
-  std::string lowered = Lower(text);
+  std::string lowered = AsciiLower(text);
   std::string_view rest = lowered;
   const size_t separator = rest.find("://");
   if (separator != std::string_view::npos) {
@@ -309,7 +301,7 @@ class RequestIdApp final : public Middleware {
  public:
   RequestIdApp(std::shared_ptr<Application> inner, RequestIdOptions options)
       : Middleware(std::move(inner)), options_(std::move(options)) {
-    options_.header = Lower(options_.header);
+    options_.header = AsciiLower(options_.header);
     if (!IsToken(options_.header)) {
       throw std::invalid_argument("RequestIdMiddleware: not a header name: " + options_.header);
     }

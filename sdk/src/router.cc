@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "sluice/channel_consumer.h"
-#include "sluice/http_consumer.h"
-#include "sluice/websocket_consumer.h"
+#include "sluice/middleware.h"
 
 namespace sluice {
 namespace {
@@ -15,17 +13,6 @@ using Captures = std::vector<std::pair<std::string, std::string>>;
 constexpr size_t kNoMatch = std::string_view::npos;
 // An int capture fits an int64_t.
 constexpr size_t kMaxIntDigits = 18;
-
-class HttpNotFound final : public HttpConsumer {
-  Task<void> Handle() override { co_await Respond(404, "Not Found\n"); }
-};
-
-class WebSocketNotFound final : public WebSocketConsumer {
-  Task<void> OnConnect() override { co_await Close(); }
-};
-
-// No handlers: the message is reported unhandled (logged, counted) and acknowledged.
-class ChannelNotFound final : public ChannelConsumer {};
 
 enum class Converter { kLiteral, kStr, kInt, kSlug, kPath, kInvalid };
 
@@ -130,15 +117,8 @@ void CheckPattern(std::string_view pattern) {
 }  // namespace
 
 std::unique_ptr<Consumer> NotFound(Scope::Type type) {
-  switch (type) {
-    case Scope::Type::kHttp:
-      return std::make_unique<HttpNotFound>();
-    case Scope::Type::kWebSocket:
-      return std::make_unique<WebSocketNotFound>();
-    case Scope::Type::kChannel:
-      return std::make_unique<ChannelNotFound>();
-  }
-  throw std::logic_error("NotFound: not a scope type");
+  // HTTP 404; a WebSocket denied (403); a channel message reported unhandled.
+  return Refuse(type, 404);
 }
 
 Router& Router::Add(Kind kind, std::string_view pattern, std::shared_ptr<Application> app) {

@@ -348,7 +348,7 @@ Scope MakeScope(Scope::Type type, std::string method, std::string path, Headers:
   scope.raw_path = path;
   scope.path = std::move(*decoded);
   for (auto& [name, value] : headers) {
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    name = AsciiLower(name);
   }
   scope.headers = std::move(headers);
   scope.client = Address{"127.0.0.1", 50000};
