@@ -57,8 +57,11 @@ class ClientSession : public Endpoint {
 
   /// From the shard's sweep: acts on deadlines that have passed.
   void OnTick(int64_t now);
-  /// The gateway is stopping: finish what is in progress, then close.
+  /// The gateway is stopping: finish what is in progress, then close (HTTP); refuse a
+  /// handshake in progress (WebSocket: an open one stays until Retire).
   virtual void Drain() = 0;
+  /// The drain's time is up: an open WebSocket closes with 1001 (going away).
+  virtual void Retire() {}
   /// The drain timed out: close now (the instance is told its client left).
   void Cut() { CloseNow(); }
 

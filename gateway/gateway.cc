@@ -199,20 +199,39 @@ size_t Gateway::Sessions() const {
   return n;
 }
 
+// After the drain timeout, how long WebSockets closed with 1001 get to finish their close
+// handshake before they are cut.
+constexpr std::chrono::seconds kRetireGrace{2};
+
 void Gateway::Stop() {
   if (threads_.empty()) return;
-  draining_.store(true);
+  draining_.store(true);  // /readyz fails from now on
+  if (options_.drain_delay.count() > 0) {
+    SLUICE_LOG(kInfo, "gateway") << "draining: /readyz fails; serving "
+                                 << options_.drain_delay.count() << " s more before the drain";
+    std::this_thread::sleep_for(options_.drain_delay);
+  }
   listener_->Stop();
   // No new background messages are pulled; deliveries in flight finish with the drain.
   if (background_) boost::asio::post(shards_[0]->io(), [this] { background_->Stop(); });
   // Requests in progress finish (their responses say connection: close), idle connections
-  // close, WebSockets get 1001; the links stay up meanwhile.
+  // close; open WebSockets stay until the drain timeout, then get 1001. The links stay up.
   OnEveryShard(
       [](Shard& shard) { shard.ForEachSession([](ClientSession& session) { session.Drain(); }); });
-  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-  size_t left = 0;
-  while ((left = Sessions()) > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto wait_until = [this](std::chrono::steady_clock::time_point deadline) {
+    size_t left = 0;
+    while ((left = Sessions()) > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return left;
+  };
+  size_t left = wait_until(std::chrono::steady_clock::now() + options_.drain_timeout);
+  if (left > 0) {
+    OnEveryShard([](Shard& shard) {
+      shard.ForEachSession([](ClientSession& session) { session.Retire(); });
+    });
+    // Their close handshakes, bounded like any close.
+    left = wait_until(std::chrono::steady_clock::now() + kRetireGrace);
   }
   if (left > 0) {
     SLUICE_LOG(kWarning, "gateway") << left << " connections still open after the drain timeout ("

@@ -34,8 +34,9 @@ class Gateway final {
 
   /// Binds the client port and starts linking to workers.
   absl::Status Start();
-  /// Stops accepting, fails readiness, lets requests in progress finish (WebSockets get
-  /// 1001) for at most --drain-timeout, cuts what is left, ends the links, joins.
+  /// Fails readiness, keeps serving for --drain-delay, stops accepting, lets requests in
+  /// progress finish for at most --drain-timeout (open WebSockets stay that long, then get
+  /// 1001 and kRetireGrace to close), cuts what is left, ends the links, joins.
   void Stop();
   /// The bound client port (useful with port 0).
   uint16_t port() const;

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   unsigned body_timeout = options.body_timeout.count();
   unsigned linger_timeout = options.linger_timeout.count();
   unsigned drain_timeout = options.drain_timeout.count();
+  unsigned drain_delay = options.drain_delay.count();
   unsigned layer_expiry = options.layer_expiry.count();
   unsigned group_expiry = options.group_expiry.count();
   std::string admin;
@@ -73,7 +74,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cli.add_option("--drain-timeout", drain_timeout,
-                 "on SIGTERM, seconds requests in progress may take to finish")
+                 "on SIGTERM, seconds requests in progress may take to finish; open "
+                 "WebSockets close with 1001 when they are up")
+      ->capture_default_str();
+  cli.add_option("--drain-delay", drain_delay,
+                 "on SIGTERM, seconds to keep serving with /readyz failing before the drain "
+                 "(so a load balancer stops sending first)")
       ->capture_default_str();
   cli.add_option("--socket-send-buffer", options.socket_send_buffer,
                  "SO_SNDBUF of client sockets in bytes (0: the kernel's default)")
@@ -140,6 +146,7 @@ int main(int argc, char** argv) {
   options.body_timeout = std::chrono::seconds(body_timeout);
   options.linger_timeout = std::chrono::seconds(linger_timeout);
   options.drain_timeout = std::chrono::seconds(drain_timeout);
+  options.drain_delay = std::chrono::seconds(drain_delay);
   options.layer_expiry = std::chrono::seconds(layer_expiry);
   options.group_expiry = std::chrono::seconds(group_expiry);
   if (!admin.empty()) {

@@ -58,6 +58,9 @@ struct Options {
   uint32_t socket_send_buffer = 0;
   /// On SIGTERM: how long requests in progress may take to finish before they are cut.
   std::chrono::seconds drain_timeout{10};
+  /// On SIGTERM: how long the gateway keeps serving (and accepting) with /readyz failing,
+  /// before it stops accepting, so a load balancer takes it out first.
+  std::chrono::seconds drain_delay{0};
   /// The channel layer: "memory" (one gateway), "redis://HOST[:PORT][/DB]" (several), or
   /// "none" (no channels: layer calls fail with LayerUnavailable, and a request costs no
   /// channel; see docs/channel-layer.md).

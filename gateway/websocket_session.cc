@@ -293,16 +293,16 @@ void WebSocketSession::OnSlowClient() {
 }
 
 void WebSocketSession::Drain() {
-  switch (phase_) {
-    case Phase::kConnecting:
-      context_.metrics.drained.Inc();
-      return Deny(503, "Service Unavailable: the gateway is shutting down\n", nullptr);
-    case Phase::kOpen:
-      context_.metrics.drained.Inc();
-      return StartClose(ws::kGoingAway, "gateway shutting down");
-    case Phase::kClosing:
-      return;
+  if (phase_ == Phase::kConnecting) {
+    context_.metrics.drained.Inc();
+    Deny(503, "Service Unavailable: the gateway is shutting down\n", nullptr);
   }
+}
+
+void WebSocketSession::Retire() {
+  if (phase_ != Phase::kOpen) return;
+  context_.metrics.drained.Inc();
+  StartClose(ws::kGoingAway, "gateway shutting down");
 }
 
 }  // namespace sluice::gateway

@@ -34,6 +34,7 @@ class WebSocketSession final : public ClientSession {
   /// Opens the instance for `scope` (built by the HttpSession that read the upgrade).
   void Start(v1::Scope&& scope);
   void Drain() override;
+  void Retire() override;
 
  private:
   enum class Phase { kConnecting, kOpen, kClosing };

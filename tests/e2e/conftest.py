@@ -10,6 +10,9 @@ stack                                 -> Stack(worker, gateway)
 redis_server                          -> RedisServer(host, port, url, proc): a private
                                          redis-server (skipped when not installed)
 
+Gateways get `--drain-timeout 1` unless extra_args give one: teardown's SIGTERM would
+otherwise wait out the default 10 s on any WebSocket left open.
+
 With admin=True the process is started with `--admin 127.0.0.1:0`; the fixture waits for its
 "... admin on HOST:PORT" line and sets `proc.admin_port` (see e2e_helpers.scrape_metrics).
 
@@ -54,6 +57,7 @@ SLOWDOWN = max(1.0, float(os.environ.get("SLUICE_TEST_SLOWDOWN", "1") or 1))
 READY_LINE_TIMEOUT = 10.0 * SLOWDOWN  # seconds to wait for "... listening on HOST:PORT"
 GATEWAY_READY_TIMEOUT = 10.0 * SLOWDOWN  # seconds to wait for GET /hello == 200
 STOP_TIMEOUT = 5.0 * SLOWDOWN  # seconds between SIGTERM and SIGKILL (teardown)
+GATEWAY_DRAIN_TIMEOUT = 1  # --drain-timeout of gateways unless a test gives its own
 TAIL_LINES = 60
 
 # What a sanitizer prints when it reports (ASan, LSan, UBSan, TSan), and the exit code the
@@ -446,6 +450,10 @@ def start_gateway(_procs, tmp_path):
             argv += ["--threads", str(threads)]
         if admin:
             argv += ["--admin", "127.0.0.1:0"]
+        if "--drain-timeout" not in extra_args:
+            # Teardown's SIGTERM waits STOP_TIMEOUT: an open WebSocket holds a gateway for
+            # its drain timeout (then gets 1001), so keep that well under it.
+            argv += ["--drain-timeout", str(GATEWAY_DRAIN_TIMEOUT)]
         argv += list(extra_args)
         proc = Proc(f"gateway{next(counter)}", argv, tmp_path)
         _procs.append(proc)

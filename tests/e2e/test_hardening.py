@@ -22,6 +22,7 @@ import pytest
 
 from e2e_helpers import (
     ALLOCATOR_MARGIN,
+    admin_get,
     DEFAULT_WINDOW_BYTES,
     KiB,
     MiB,
@@ -44,6 +45,7 @@ from e2e_helpers import (
     read_to_eof,
     scrape_metrics,
     wait_for_metric,
+    wait_until,
     ws_frame,
 )
 
@@ -826,41 +828,50 @@ def _new_connection_outcome(port):
     return "closed" if resp is None else resp.status
 
 
+GATEWAY_DRAIN = 4  # > SSE_DURATION: the stream finishes inside the drain
+
+
 @pytest.mark.tsan
 def test_gateway_sigterm_drains(start_worker, start_gateway):
-    """SIGTERM to a gateway (--drain-timeout 10) while a 2 s SSE response streams and a
-    WebSocket is open: the response completes whole (20 events and the terminating chunk,
-    then the connection closes), the WebSocket gets close 1001, a new connection is refused
-    (or at least not answered 502), and the gateway exits 0 as soon as all that is done —
-    the rest of the stream + its link shutdown + margin, well before the drain timeout."""
+    """SIGTERM to a gateway (--drain-timeout 4) while a 2 s SSE response streams and a
+    WebSocket is open: /readyz fails at once, the response completes whole (20 events and
+    the terminating chunk, then the connection closes), a new connection is refused (or at
+    least not answered 502), the WebSocket stays open until the drain timeout and then gets
+    close 1001, and the gateway exits 0 right after (close handshake + link shutdown +
+    margin)."""
     worker = start_worker()
-    gateway = start_gateway([worker], extra_args=["--drain-timeout", str(DRAIN_TIMEOUT)])
+    gateway = start_gateway([worker], admin=True,
+                            extra_args=["--drain-timeout", str(GATEWAY_DRAIN)])
     ws = _open_ws(gateway.port)
     sse, received = _start_finite_sse(gateway.port)
     try:
         gateway.expected_exit = True
         gateway.popen.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
-
-        _, payload = _frames_until_close(ws, timeout=MARGIN)
-        assert close_code(payload) == 1001, f"close frame {payload!r}"
-        ws.sock.sendall(ws_frame(OP_CLOSE, payload[:2]))  # a polite client answers and leaves
-        ws.close()
-
-        outcome = _new_connection_outcome(gateway.port)
-        assert outcome != 502, "a new connection during the drain got 502"
+        wait_until(lambda: admin_get(gateway.admin_port, "/readyz").status == 503, MARGIN,
+                   "/readyz failing")
 
         rest, error = read_to_eof(sse, timeout=SSE_DURATION + MARGIN)
         sse.close()  # a client closes on EOF (else the gateway lingers --linger-timeout on it)
         assert error is None, f"the stream was reset ({error!r})"
         _check_whole_sse(received + rest)
 
-        bound = SSE_DURATION + LINK_STOP + MARGIN
+        outcome = _new_connection_outcome(gateway.port)
+        assert outcome != 502, "a new connection during the drain got 502"
+
+        _, payload = _frames_until_close(ws, timeout=GATEWAY_DRAIN + MARGIN)
+        closed_after = time.monotonic() - signalled
+        assert close_code(payload) == 1001, f"close frame {payload!r}"
+        # Timers do not fire early: the WebSocket was kept the whole drain timeout.
+        assert closed_after >= GATEWAY_DRAIN - 0.05, f"1001 after {closed_after:.2f} s"
+        ws.sock.sendall(ws_frame(OP_CLOSE, payload[:2]))  # a polite client answers and leaves
+        ws.close()
+
+        bound = GATEWAY_DRAIN + LINK_STOP + MARGIN
         try:
             code = gateway.popen.wait(timeout=max(0.1, signalled + bound - time.monotonic()))
         except subprocess.TimeoutExpired:
-            pytest.fail(f"gateway still running {bound:.1f} s after SIGTERM "
-                        f"(drain timeout {DRAIN_TIMEOUT} s)")
+            pytest.fail(f"gateway still running {bound:.1f} s after SIGTERM")
         took = time.monotonic() - signalled
     finally:
         ws.close()
@@ -868,6 +879,27 @@ def test_gateway_sigterm_drains(start_worker, start_gateway):
     print(f"new connection during the drain: {outcome}; gateway exited after {took:.2f} s")
     assert code == 0, f"gateway exit code {code}"
     assert not crash_markers(gateway.stderr_path), crash_markers(gateway.stderr_path)
+
+
+def test_gateway_drain_delay_keeps_serving_with_readiness_failed(start_worker, start_gateway):
+    """SIGTERM with --drain-delay 3: /readyz fails at once while new connections are still
+    accepted and answered for the delay (a load balancer takes the gateway out meanwhile);
+    then the gateway drains and exits 0."""
+    delay = 3
+    worker = start_worker()
+    gateway = start_gateway([worker], admin=True, extra_args=["--drain-delay", str(delay)])
+    assert admin_get(gateway.admin_port, "/readyz").status == 200
+    gateway.expected_exit = True
+    gateway.popen.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    wait_until(lambda: admin_get(gateway.admin_port, "/readyz").status == 503, MARGIN,
+               "/readyz failing")
+    resp = http_request(gateway.port, "GET", "/hello")  # a new connection, in the delay
+    assert time.monotonic() - signalled < delay, "the check came too late to prove anything"
+    assert resp.status == 200 and resp.body == b"Hello, world"
+    code = gateway.popen.wait(timeout=delay + LINK_STOP + MARGIN)
+    assert code == 0
+    assert time.monotonic() - signalled >= delay - 0.05, "the gateway did not wait its delay"
 
 
 @pytest.mark.tsan
