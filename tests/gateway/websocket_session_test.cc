@@ -252,9 +252,13 @@ TEST_F(WebSocketSessionTest, LinkLostClosesWith1011) {
   EXPECT_EQ(h_.metrics().worker_lost.value(), 1u);
 }
 
-TEST_F(WebSocketSessionTest, DrainClosesWith1001) {
+// The drain leaves an open WebSocket be (it may go on until the drain timeout); Retire, at
+// the drain timeout, closes it with 1001.
+TEST_F(WebSocketSessionTest, DrainKeepsItOpenAndRetireClosesWith1001) {
   ConnectAndAccept();
   h_.shard().ForEachSession([](ClientSession& session) { session.Drain(); });
+  EXPECT_EQ(h_.ClientReads(), "");
+  h_.shard().ForEachSession([](ClientSession& session) { session.Retire(); });
   EXPECT_EQ(h_.ClientReads(), ServerFrame(0x8, CloseCode(1001) + "gateway shutting down"));
   EXPECT_EQ(DisconnectCode(), 1001u);
 }
