@@ -217,6 +217,10 @@ struct ApplicationCommunicator::State final : Connection, std::enable_shared_fro
     {
       std::lock_guard lock(mu);
       if (client_gone) throw Disconnected("the test client disconnected");
+      if (outbox.size() >= ApplicationCommunicator::kMaxUnreadOutput) {
+        throw std::length_error("communicator: the consumer sent " + std::to_string(outbox.size()) +
+                                " events the test has not read");
+      }
       outbox.push_back(std::move(event));
       changed.notify_all();
     }

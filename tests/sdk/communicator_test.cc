@@ -5,6 +5,7 @@
 #include <string>
 
 #include "demo/demo_app.h"
+#include "sluice/sluice.h"
 #include "sluice/testing.h"
 
 namespace sluice {
@@ -86,6 +87,32 @@ TEST_F(CommunicatorTest, ASyncConsumerBlocksOnItsPoolThreadNotTheLoop) {
   EXPECT_EQ(echo.ReceiveText(std::chrono::milliseconds(2000)), "meanwhile");
   EXPECT_FALSE(sync.finished());
   EXPECT_EQ(sync.ReceiveText(std::chrono::milliseconds(5000)), "slept:3000");
+}
+
+// A consumer that sends without end while the test reads nothing is stopped at the bound,
+// and the test sees why.
+class Flood final : public WebSocketConsumer {
+  Task<void> OnConnect() override {
+    co_await Accept();
+    for (;;) co_await SendText("x");
+  }
+};
+
+TEST_F(CommunicatorTest, UnreadOutputIsBounded) {
+  Router flood;
+  flood.WebSocket("/flood", Make<Flood>());
+  WebsocketCommunicator ws(flood, "/flood");
+  ws.SendInput(WebSocketConnect{});
+  EXPECT_THROW(ws.Wait(std::chrono::milliseconds(10000)), std::length_error);
+  size_t held = 0;
+  try {
+    for (;;) {
+      ws.ReceiveOutput(std::chrono::milliseconds(1000));
+      ++held;
+    }
+  } catch (const std::length_error&) {
+  }
+  EXPECT_EQ(held, testing::ApplicationCommunicator::kMaxUnreadOutput);
 }
 
 TEST_F(CommunicatorTest, HttpRequests) {

@@ -41,12 +41,16 @@ void LayerGroupSend(const std::string& group, const Message& message,
 /// Runs one instance of `app` for `scope` (ASGI's ApplicationCommunicator): events go in with
 /// SendInput, what the consumer sends comes out of ReceiveOutput. The consumer gets a
 /// channel_name() on the in-memory layer and its messages, as under a gateway.
-/// Differences from a worker: no credit (sends never wait), and the ASGI event-order rules
-/// the worker enforces (a body before http.response.start, ...) are not checked.
+/// Differences from a worker: no credit (sends never wait: at most kMaxUnreadOutput events
+/// the test has not read are held, and a send past that throws std::length_error, which ends
+/// the consumer and reaches the test), and the ASGI event-order rules the worker enforces (a
+/// body before http.response.start, ...) are not checked. Input is what the test sends.
 /// Thread-safety: use one communicator from one thread. Lifetime: `app` must outlive it; the
 /// destructor disconnects the consumer and waits (bounded) for it to return.
 class ApplicationCommunicator {
  public:
+  static constexpr size_t kMaxUnreadOutput = 65536;
+
   ApplicationCommunicator(Application& app, Scope scope);
   virtual ~ApplicationCommunicator();
   ApplicationCommunicator(const ApplicationCommunicator&) = delete;
