@@ -130,6 +130,19 @@ Gateway::Gateway(Options options)
   registry_.AddGaugeFunction("sluice_gateway_workers_ready",
                              "Worker links ready for new connections",
                              [this] { return static_cast<int64_t>(pool_->ready_links()); });
+  constexpr char kDiscoveryHelp[] = "Worker discovery (--workers dns:NAME:PORT), by event";
+  registry_.AddCounterFunction(
+      "sluice_gateway_discovery_total", kDiscoveryHelp, [this] { return pool_->resolved(); },
+      R"(event="resolved")");
+  registry_.AddCounterFunction(
+      "sluice_gateway_discovery_total", kDiscoveryHelp, [this] { return pool_->discovered(); },
+      R"(event="added")");
+  registry_.AddCounterFunction(
+      "sluice_gateway_discovery_total", kDiscoveryHelp, [this] { return pool_->vanished(); },
+      R"(event="removed")");
+  registry_.AddCounterFunction(
+      "sluice_gateway_discovery_total", kDiscoveryHelp,
+      [this] { return pool_->discovery_errors(); }, R"(event="failed")");
   registry_.AddGaugeFunction("sluice_gateway_link_queued_bytes",
                              "Bytes queued on worker links, not yet written",
                              [this] { return static_cast<int64_t>(pool_->queued_bytes()); });

@@ -27,7 +27,15 @@ int main(int argc, char** argv) {
 
   CLI::App cli{"sluice gateway: holds client HTTP and WebSocket sockets for sluice workers"};
   cli.add_option("--listen", listen, "HOST:PORT for clients (port 0: any)")->capture_default_str();
-  cli.add_option("--workers", workers, "HOST:PORT[,HOST:PORT...] of workers")->required();
+  cli.add_option("--workers", workers,
+                 "HOST:PORT[,HOST:PORT...] of workers, or dns:NAME:PORT to link to every "
+                 "address NAME resolves to, resolved again every --discovery-interval")
+      ->required();
+  double discovery_interval = 5;
+  cli.add_option("--discovery-interval", discovery_interval,
+                 "seconds between resolutions of --workers dns:NAME:PORT")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   cli.add_option("--threads", options.threads,
                  "client socket threads (0: one per usable core: CPU affinity, capped by the "
                  "cgroup CPU quota)")
@@ -129,13 +137,28 @@ int main(int argc, char** argv) {
     options.channel_capacity.emplace_back(rule.substr(0, eq), std::stoul(rule.substr(eq + 1)));
   }
   auto address = sluice::ParseHostPort(listen);
-  auto worker_list = sluice::ParseHostPortList(workers);
-  if (!address.ok() || !worker_list.ok()) {
-    std::cerr << (address.ok() ? worker_list.status() : address.status()) << "\n";
+  if (!address.ok()) {
+    std::cerr << address.status() << "\n";
     return 2;
   }
   options.listen = *address;
-  options.workers = *worker_list;
+  if (workers.starts_with("dns:")) {
+    auto target = sluice::ParseHostPort(std::string_view(workers).substr(4));
+    if (!target.ok() || target->port == 0) {
+      std::cerr << "--workers dns:NAME:PORT: " << workers << " is not NAME:PORT\n";
+      return 2;
+    }
+    options.discovery = sluice::gateway::Options::Discovery{
+        target->host, target->port,
+        std::chrono::milliseconds(static_cast<int64_t>(discovery_interval * 1000))};
+  } else {
+    auto worker_list = sluice::ParseHostPortList(workers);
+    if (!worker_list.ok()) {
+      std::cerr << worker_list.status() << "\n";
+      return 2;
+    }
+    options.workers = *worker_list;
+  }
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
   options.http_idle_timeout = std::chrono::seconds(idle);

@@ -16,6 +16,15 @@ namespace sluice::gateway {
 struct Options {
   HostPort listen{"127.0.0.1", 8000};
   std::vector<HostPort> workers;
+  /// Workers found by DNS instead of (or besides) the fixed list: every `interval` the name
+  /// is resolved again, as for a Kubernetes headless Service (one record per ready pod), and
+  /// the pool keeps one link per address (`--workers dns:NAME:PORT`).
+  struct Discovery {
+    std::string name;
+    uint16_t port = 0;
+    std::chrono::milliseconds interval{5000};
+  };
+  std::optional<Discovery> discovery;
   std::string gateway_id;  // default: hostname-pid
   unsigned threads = 0;    // client-socket threads; 0: UsableCores()
   std::string root_path;   // ASGI root_path: where the application is mounted

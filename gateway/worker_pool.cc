@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <set>
 
 #include "common/log.h"
 #include "common/process.h"
@@ -219,7 +221,7 @@ void WorkerLink::Connect() {
 
 std::shared_ptr<LinkCall> WorkerLink::admitting_call() {
   absl::MutexLock lock(&mu_);
-  if (call_ && call_->admitting()) return call_;
+  if (call_ && !retired_ && call_->admitting()) return call_;
   return nullptr;
 }
 
@@ -242,6 +244,15 @@ void WorkerLink::Stop() {
     call = call_;
   }
   if (call) call->Cancel();
+}
+
+void WorkerLink::Retire() {
+  {
+    absl::MutexLock lock(&mu_);
+    retired_ = true;
+    stopped_ = true;  // no reconnect once the current call ends
+  }
+  retry_.cancel();  // on the control loop, where the retry timer lives
 }
 
 void WorkerLink::AwaitEnded() {
@@ -289,19 +300,71 @@ void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
 
 // ---- WorkerPool --------------------------------------------------------------------------
 
-WorkerPool::WorkerPool(const Options& options, const std::vector<Shard*>& shards,
-                       LinkTraffic* traffic)
-    : tick_(control_), interval_(options.heartbeat_interval) {
+namespace {
+
+// Resolves NAME to its addresses (IPv4 and IPv6, as the system resolver gives them) with
+// Asio's resolver: the lookup runs on Asio's own thread, the answer comes on the control loop.
+class DnsResolver final : public WorkerResolver {
+ public:
+  DnsResolver(boost::asio::io_context& control, std::string name, uint16_t port)
+      : resolver_(control), name_(std::move(name)), port_(port) {}
+
+  void Resolve(Done done) override {
+    resolver_.async_resolve(
+        name_, std::to_string(port_), boost::asio::ip::tcp::resolver::numeric_service,
+        [this, done = std::move(done)](const boost::system::error_code& ec,
+                                       const boost::asio::ip::tcp::resolver::results_type& found) {
+          if (ec) {
+            return done(absl::UnavailableError("resolving " + name_ + ": " + ec.message()));
+          }
+          std::vector<HostPort> addresses;
+          for (const auto& entry : found) {
+            const auto& endpoint = entry.endpoint();
+            addresses.push_back(HostPort{endpoint.address().to_string(), endpoint.port()});
+          }
+          done(std::move(addresses));
+        });
+  }
+
+ private:
+  boost::asio::ip::tcp::resolver resolver_;
+  const std::string name_;
+  const uint16_t port_;
+};
+
+}  // namespace
+
+WorkerPool::WorkerPool(
+    const Options& options, const std::vector<Shard*>& shards, LinkTraffic* traffic,
+    std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)> resolver)
+    : options_(options),
+      shards_(shards),
+      traffic_(traffic),
+      tick_(control_),
+      interval_(options.heartbeat_interval),
+      discovery_(control_) {
+  absl::MutexLock lock(&links_mu_);
   for (const HostPort& address : options.workers) {
-    links_.push_back(std::make_unique<WorkerLink>(address, options, shards, control_, traffic));
+    links_.push_back(std::make_shared<WorkerLink>(address, options, shards, control_, traffic));
+  }
+  if (options.discovery) {
+    resolver_ = resolver ? resolver(control_)
+                         : std::make_unique<DnsResolver>(control_, options.discovery->name,
+                                                         options.discovery->port);
   }
 }
 
 WorkerPool::~WorkerPool() { Stop(); }
 
 void WorkerPool::Start() {
-  for (auto& link : links_) link->Connect();
-  boost::asio::post(control_, [this] { ScheduleTick(); });
+  {
+    absl::ReaderMutexLock lock(&links_mu_);
+    for (auto& link : links_) link->Connect();
+  }
+  boost::asio::post(control_, [this] {
+    ScheduleTick();
+    if (resolver_) Discover();
+  });
   thread_ = std::thread([this] {
     auto work = boost::asio::make_work_guard(control_);
     control_.run();
@@ -310,24 +373,98 @@ void WorkerPool::Start() {
 
 void WorkerPool::Stop() {
   if (!thread_.joinable()) return;
-  for (auto& link : links_) link->Stop();
+  stopping_.store(true);  // discovery adds no link from now on
+  std::vector<std::shared_ptr<WorkerLink>> links;
+  {
+    absl::ReaderMutexLock lock(&links_mu_);
+    links = links_;
+  }
+  for (auto& link : links) link->Stop();
   // Nothing may be torn down while a call's OnDone can still run on a gRPC thread.
-  for (auto& link : links_) link->AwaitEnded();
+  for (auto& link : links) link->AwaitEnded();
   control_.stop();
   thread_.join();
   // What the control loop still holds (the ended calls' last references, timers' waits)
   // goes now, on this thread, while the channels are still there.
   control_.restart();
   tick_.cancel();
-  for (auto& link : links_) link->CancelRetry();
+  discovery_.cancel();
+  for (auto& link : links) link->CancelRetry();
   control_.poll();
+}
+
+void WorkerPool::Discover() {
+  resolver_->Resolve([this](absl::StatusOr<std::vector<HostPort>> found) {
+    if (stopping_.load()) return;
+    OnResolved(std::move(found));
+    discovery_.expires_after(options_.discovery->interval);
+    discovery_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && !stopping_.load()) Discover();
+    });
+  });
+}
+
+void WorkerPool::OnResolved(absl::StatusOr<std::vector<HostPort>> found) {
+  if (!found.ok()) {
+    // Keep what we have: a DNS hiccup must not empty the pool.
+    discovery_errors_.fetch_add(1, std::memory_order_relaxed);
+    if (found.status().message() != last_discovery_error_) {
+      last_discovery_error_ = std::string(found.status().message());
+      SLUICE_LOG(kWarning, "gateway")
+          << "worker discovery: " << found.status() << "; keeping the workers known";
+    }
+    return;
+  }
+  last_discovery_error_.clear();
+  resolved_.fetch_add(1, std::memory_order_relaxed);
+  std::set<std::string> wanted;
+  for (const HostPort& address : *found) wanted.insert(address.ToString());
+  std::vector<std::shared_ptr<WorkerLink>> added;
+  std::vector<std::shared_ptr<WorkerLink>> gone;
+  {
+    absl::MutexLock lock(&links_mu_);
+    std::set<std::string> have;
+    for (auto& link : links_) {
+      if (link->retired()) continue;
+      const std::string address = link->address().ToString();
+      if (wanted.contains(address)) {
+        have.insert(address);
+      } else {
+        SLUICE_LOG(kInfo, "gateway")
+            << "worker discovery: " << address << " is gone; draining its link";
+        link->Retire();
+        vanished_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    for (const HostPort& address : *found) {
+      const std::string key = address.ToString();
+      if (have.contains(key)) continue;
+      have.insert(key);
+      SLUICE_LOG(kInfo, "gateway") << "worker discovery: linking to " << key;
+      added.push_back(std::make_shared<WorkerLink>(address, options_, shards_, control_, traffic_));
+      links_.push_back(added.back());
+      discovered_.fetch_add(1, std::memory_order_relaxed);
+    }
+    // Retired links whose call has ended leave; they are destroyed after the tasks already
+    // posted to this loop (their calls' last references) have run.
+    std::erase_if(links_, [&](const std::shared_ptr<WorkerLink>& link) {
+      if (!link->retired() || !link->idle()) return false;
+      gone.push_back(link);
+      return true;
+    });
+  }
+  for (auto& link : added) link->Connect();
+  if (!gone.empty()) boost::asio::post(control_, [gone = std::move(gone)] {});
 }
 
 void WorkerPool::ScheduleTick() {
   tick_.expires_after(interval_ / 2);
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    for (auto& link : links_) link->Tick();
+    {
+      absl::ReaderMutexLock lock(&links_mu_);
+      for (auto& link : links_) link->Tick();
+    }
     ScheduleTick();
   });
 }
@@ -342,6 +479,7 @@ std::shared_ptr<Link> WorkerPool::PickFor(std::string_view channel) {
 
 std::vector<std::string> WorkerPool::Channels() {
   std::vector<std::string> channels;
+  absl::ReaderMutexLock lock(&links_mu_);
   for (auto& link : links_) {
     auto call = link->admitting_call();
     if (!call) continue;
@@ -357,6 +495,7 @@ std::vector<std::string> WorkerPool::Channels() {
 std::shared_ptr<LinkCall> WorkerPool::PickWhere(const std::function<bool(const LinkCall&)>& fits) {
   std::shared_ptr<LinkCall> best;
   int64_t best_free = 0;
+  absl::ReaderMutexLock lock(&links_mu_);
   const size_t n = links_.size();
   const size_t start = rotate_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
@@ -374,6 +513,7 @@ std::shared_ptr<LinkCall> WorkerPool::PickWhere(const std::function<bool(const L
 
 size_t WorkerPool::queued_bytes() {
   size_t bytes = 0;
+  absl::ReaderMutexLock lock(&links_mu_);
   for (auto& link : links_) {
     if (auto call = link->call()) bytes += call->queued_bytes();
   }
@@ -382,8 +522,18 @@ size_t WorkerPool::queued_bytes() {
 
 size_t WorkerPool::ready_links() {
   size_t n = 0;
+  absl::ReaderMutexLock lock(&links_mu_);
   for (auto& link : links_) n += link->admitting_call() != nullptr;
   return n;
+}
+
+std::vector<std::string> WorkerPool::addresses() {
+  std::vector<std::string> out;
+  absl::ReaderMutexLock lock(&links_mu_);
+  for (auto& link : links_) {
+    if (!link->retired()) out.push_back(link->address().ToString());
+  }
+  return out;
 }
 
 }  // namespace sluice::gateway

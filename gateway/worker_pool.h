@@ -117,6 +117,18 @@ class WorkerLink final {
   void Tick();
   /// Ends the current call and stops reconnecting.
   void Stop();
+  /// The address left discovery: no new connections and no reconnecting; the current call
+  /// serves the connections it has until it ends (the worker drains or goes away).
+  void Retire();
+  bool retired() const {
+    absl::MutexLock lock(&mu_);
+    return retired_;
+  }
+  /// No call is running (nothing of gRPC's refers to this link any more).
+  bool idle() const {
+    absl::MutexLock lock(&mu_);
+    return call_ == nullptr;
+  }
   /// A pending reconnect wait ends (control loop stopped; the calling thread owns it).
   void CancelRetry();
   /// After Stop: waits until the call has finished (its OnDone ran). gRPC always finishes
@@ -138,10 +150,21 @@ class WorkerLink final {
   std::unique_ptr<v1::Link::Stub> stub_;
   LinkTraffic* const traffic_;
   boost::asio::steady_timer retry_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::shared_ptr<LinkCall> call_ ABSL_GUARDED_BY(mu_);
   std::chrono::milliseconds backoff_ ABSL_GUARDED_BY(mu_){100};
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool retired_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+/// Where discovered worker addresses come from (Options::discovery): DNS by default, a fake
+/// in tests.
+class WorkerResolver {
+ public:
+  using Done = std::function<void(absl::StatusOr<std::vector<HostPort>>)>;
+  virtual ~WorkerResolver() = default;
+  /// Resolves once; `done` runs on the pool's control loop.
+  virtual void Resolve(Done done) = 0;
 };
 
 /// All workers this gateway links to, and admission: Pick() returns the ready link with the
@@ -151,8 +174,10 @@ class WorkerLink final {
 /// Thread-safety: all methods from any thread.
 class WorkerPool final : public LinkPicker {
  public:
-  WorkerPool(const Options& options, const std::vector<Shard*>& shards,
-             LinkTraffic* traffic = nullptr);
+  /// `resolver` replaces DNS for Options::discovery (tests); it runs on control().
+  WorkerPool(
+      const Options& options, const std::vector<Shard*>& shards, LinkTraffic* traffic = nullptr,
+      std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)> resolver = nullptr);
   ~WorkerPool() override;
   void Start();
   /// Ends every link, waits until gRPC is done with each, and stops the control loop (the
@@ -163,16 +188,39 @@ class WorkerPool final : public LinkPicker {
   std::vector<std::string> Channels() override;
   size_t ready_links();
   size_t queued_bytes();
+  /// The addresses linked to and taking connections (not retired).
+  std::vector<std::string> addresses();
+  /// Discovery: resolutions that succeeded and failed, addresses added and removed.
+  uint64_t resolved() const { return resolved_.load(std::memory_order_relaxed); }
+  uint64_t discovered() const { return discovered_.load(std::memory_order_relaxed); }
+  uint64_t vanished() const { return vanished_.load(std::memory_order_relaxed); }
+  uint64_t discovery_errors() const { return discovery_errors_.load(std::memory_order_relaxed); }
 
  private:
   void ScheduleTick();
+  void Discover();
+  void OnResolved(absl::StatusOr<std::vector<HostPort>> found);
   /// The admitting link with the most free slots that `fits`, its slot reserved.
   std::shared_ptr<LinkCall> PickWhere(const std::function<bool(const LinkCall&)>& fits);
 
   boost::asio::io_context control_{1};  // first in, last out: the links' timers live on it
-  std::vector<std::unique_ptr<WorkerLink>> links_;  // stable: LinkCalls point at them
+  const Options& options_;
+  const std::vector<Shard*> shards_;
+  LinkTraffic* const traffic_;
+  // Read by every Pick; written by discovery (on the control loop). A link leaves the list
+  // only once idle, and is destroyed on the control loop after its call's last references.
+  absl::Mutex links_mu_;
+  std::vector<std::shared_ptr<WorkerLink>> links_ ABSL_GUARDED_BY(links_mu_);
   boost::asio::steady_timer tick_;
   const std::chrono::milliseconds interval_;
+  std::unique_ptr<WorkerResolver> resolver_;
+  boost::asio::steady_timer discovery_;
+  std::atomic<bool> stopping_ = false;
+  std::string last_discovery_error_;  // the control loop's: logs a failure once
+  std::atomic<uint64_t> resolved_ = 0;
+  std::atomic<uint64_t> discovered_ = 0;
+  std::atomic<uint64_t> vanished_ = 0;
+  std::atomic<uint64_t> discovery_errors_ = 0;
   std::atomic<size_t> rotate_ = 0;
   std::thread thread_;
 };
