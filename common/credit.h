@@ -19,6 +19,13 @@ size_t EventBytes(const v1::Event& event);
 /// stuck behind a consumer that stopped reading.
 bool SpendsCredit(const v1::Event& event);
 
+/// Whether the event carries a sequence number (Envelope.seq): a WebSocket's
+/// websocket.receive and layer_message, the events a moved connection replays.
+inline bool Numbered(const v1::Event& event) {
+  return event.kind_case() == v1::Event::kWebsocketReceive ||
+         event.kind_case() == v1::Event::kLayerMessage;
+}
+
 /// The sender's side of one connection's credit in one direction (see Window in link.proto).
 /// Not thread-safe: owned by the connection's executor.
 class SendCredit final {

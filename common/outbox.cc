@@ -1,5 +1,6 @@
 #include "common/outbox.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace sluice {
@@ -55,6 +56,7 @@ size_t EstimateBytes(const v1::Envelope& envelope) {
   n += static_cast<size_t>(envelope.layer_results_size()) * kPartOverhead;
   if (envelope.has_credit()) n += kPartOverhead;
   if (envelope.has_close()) n += kPartOverhead + envelope.close().detail().size();
+  if (envelope.has_state()) n += kPartOverhead + envelope.state().data().size();
   return n;
 }
 
@@ -74,6 +76,10 @@ bool Outbox::Add(v1::Envelope&& envelope) {
         credit->set_events(credit->events() + envelope.credit().events());
         credit->set_bytes(credit->bytes() + envelope.credit().bytes());
       }
+      // Numbered events follow on: the first number stands for all of them.
+      if (last.seq() == 0) last.set_seq(envelope.seq());
+      last.set_acked(std::max(last.acked(), envelope.acked()));
+      if (envelope.has_state()) last.mutable_state()->Swap(envelope.mutable_state());
       // Layer operations and results keep their own order; none is ordered against events
       // (they go elsewhere: the layer, the instance's pending calls).
       auto* events = envelope.mutable_events();

@@ -5,7 +5,7 @@
 namespace sluice {
 
 /// The link protocol version both ends must speak (Hello/Welcome.protocol_version).
-inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kProtocolVersion = 4;
 
 /// Channel-layer operations one connection may have outstanding (sent, not yet answered).
 /// The worker holds further calls until one is answered; the gateway answers INVALID past it.
@@ -14,6 +14,10 @@ inline constexpr uint32_t kMaxLayerOps = 64;
 /// Background-channel messages one gateway has delivered and not yet seen acknowledged, per
 /// named channel: its puller stops pulling from the layer at this bound.
 inline constexpr uint32_t kMaxDeliveriesPerChannel = 64;
+
+/// Largest state a consumer may save for its connection (SavedState): the gateway holds it
+/// for the connection's life, so it stays small.
+inline constexpr uint32_t kMaxSavedStateBytes = 16 * 1024;  // = sluice::kMaxStateBytes (SDK)
 
 /// Largest gRPC message either end accepts: one Frame of at most ~1 MiB, or a single larger
 /// event (a WebSocket message up to the gateway's --max-ws-message).

@@ -314,6 +314,41 @@ class ChatRoom final : public WebSocketConsumer {
   }
 };
 
+// /ws/tally/{room}: the chat with state that survives moves (docs/failover.md). Each text
+// from the client goes to group tally_{room} as {"type": "tally.message", "text", "n"}, where
+// n counts this connection's messages (1, 2, ...); members get {"text", "n"} as JSON text.
+// The count is saved after each message, so a connection moved to another worker goes on
+// counting where it was (OnResume), and n never restarts or skips: a message being handled
+// when its worker died is sent again with the same n (at least once; clients de-duplicate).
+class TallyRoom final : public WebSocketConsumer {
+ public:
+  TallyRoom() {
+    On("tally.message", [this](const Message& message) -> Task<void> {
+      Message out = {{"text", message.value("text", std::string())}, {"n", message.value("n", 0)}};
+      co_await SendText(out.dump());
+    });
+  }
+
+ private:
+  std::vector<std::string> Groups() const override {
+    return {"tally_" + std::string(scope().Param("room").value_or(""))};
+  }
+  Task<void> OnResume(std::optional<std::string> state) override {
+    if (state) sent_ = std::stoll(*state);
+    co_return;
+  }
+  Task<void> OnText(std::string text) override {
+    const int64_t n = sent_ + 1;
+    Message message = {{"type", "tally.message"}, {"text", std::move(text)}, {"n", n}};
+    std::string group = Groups().front();
+    co_await GroupSend(std::move(group), message);
+    sent_ = n;
+    SaveState(std::to_string(n));  // after the send: at least once
+  }
+
+  int64_t sent_ = 0;
+};
+
 // What the tasks channel does to a body: deterministic, visible.
 std::string Process(std::string body) {
   std::reverse(body.begin(), body.end());
@@ -658,6 +693,7 @@ std::shared_ptr<Router> MakeApp() {
       .WebSocket("/ws/twins", Make<WebSocketTwins>())
       .Http("/tasks", Make<TaskRequest>())
       .WebSocket("/ws/chat/{room}", Make<ChatRoom>())
+      .WebSocket("/ws/tally/{room}", Make<TallyRoom>())
       .WebSocket("/ws/layer", Make<LayerProbe>())
       .WebSocket("/ws/origin-checked", OriginValidator(Make<WebSocketEcho>(), DemoOriginPolicy()))
       .Http("/whoami", WithUser(Make<WhoAmI>()))

@@ -248,7 +248,63 @@ bool ClientSession::OpenInstance(v1::Scope&& scope, v1::Event* first) {
   return true;
 }
 
-void ClientSession::SendToWorker(v1::Event&& event) { instance_->Send(std::move(event)); }
+void ClientSession::SendToWorker(v1::Event&& event) {
+  uint64_t seq = 0;
+  if (replay_ && Numbered(event)) {
+    seq = replay_->Record(event);
+    // The worker grants credit only for events it acknowledged: the window bounds the kept.
+    if (seq == 0) return HandleWorkerError("credit granted for events not acknowledged");
+  }
+  instance_->Send(std::move(event), seq);
+}
+
+void ClientSession::EnableReplay(std::string scope) {
+  replay_ = std::make_unique<Replay>(std::move(scope), context_.metrics.state_bytes);
+}
+
+ClientSession::MoveResult ClientSession::MoveInstance(bool resume) {
+  auto& metrics = context_.metrics;
+  if (!replay_->CountMove(shard_.now())) {
+    metrics.move_too_often.Inc();
+    return MoveResult::kTooOften;
+  }
+  auto link = context_.picker.Pick();
+  if (!link) {
+    metrics.move_no_worker.Inc();
+    return MoveResult::kNoWorker;
+  }
+  metrics.moved.Inc();
+  v1::Scope scope;
+  scope.ParseFromString(replay_->scope());
+  BindInstance(std::move(link));
+  layer_ops_ = 0;  // the old instance's operations are answered to nobody
+  v1::Event first;
+  if (resume) {
+    v1::WebSocketResume* resumed = first.mutable_websocket_resume();
+    if (replay_->state()) {
+      resumed->set_state(*replay_->state());
+      resumed->set_saved(true);
+    }
+    resumed->set_moves(replay_->moves());
+  } else {
+    first.mutable_websocket_connect();
+  }
+  // A failed Open (that link is ending too) is followed by OnLinkLost: it moves again.
+  if (!instance_->Open(std::move(scope), &first, channel_)) return MoveResult::kMoved;
+  replay_->Rewind();
+  metrics.replayed.Inc(replay_->unsent());
+  FlushReplay();
+  PullLayer();
+  return MoveResult::kMoved;
+}
+
+void ClientSession::FlushReplay() {
+  while (replay_ && replay_->unsent() > 0 && instance_ && !worker_done_ && instance_->CanSend()) {
+    const auto [event, seq] = replay_->Next();
+    replay_->MarkSent();
+    instance_->Send(v1::Event(*event), seq);
+  }
+}
 
 void ClientSession::TellDisconnected(v1::Event&& event) {
   if (instance_ && !worker_done_) instance_->Send(std::move(event));
@@ -256,9 +312,9 @@ void ClientSession::TellDisconnected(v1::Event&& event) {
   DropInstance();
 }
 
-void ClientSession::DropInstance() {
+void ClientSession::DropInstance(bool keep_channel) {
   worker_done_ = true;
-  CloseChannel();
+  if (!keep_channel) CloseChannel();
   if (!instance_) return;
   shard_.Unregister(instance_->id());
   instance_.reset();
@@ -271,8 +327,19 @@ void ClientSession::OnEnvelope(v1::Envelope& envelope) {
       envelope.connection_id() != instance_->id()) {
     return;
   }
+  if (envelope.acked() != 0 && (!replay_ || !replay_->Acknowledge(envelope.acked()))) {
+    return HandleWorkerError("acknowledged an event it was not sent");
+  }
+  if (envelope.has_state()) {
+    std::string& state = *envelope.mutable_state()->mutable_data();
+    if (!replay_) return HandleWorkerError("saved state for a connection that cannot move");
+    if (state.size() > kMaxSavedStateBytes) return HandleWorkerError("saved state too large");
+    context_.metrics.states_saved.Inc();
+    replay_->SaveState(std::move(state));
+  }
   if (envelope.has_credit()) {
     instance_->OnCredit(envelope.credit());
+    FlushReplay();
     Resume();
     PullLayer();
     if (!instance_open() || conn_ == Conn::kClosed) return;
@@ -292,8 +359,9 @@ void ClientSession::OnEnvelope(v1::Envelope& envelope) {
     RunLayerOp(op);
   }
   if (envelope.has_close() && instance_open()) {
-    DropInstance();
+    DropInstance(/*keep_channel=*/true);  // the connection may move (HandleClose decides)
     HandleClose(envelope.close());
+    if (!instance_open()) CloseChannel();  // unless it moved
   }
 }
 
@@ -301,11 +369,12 @@ void ClientSession::OnLinkLost() {
   // The registry has already let go of this id.
   worker_done_ = true;
   instance_.reset();
-  CloseChannel();
-  if (conn_ == Conn::kClosed) return;
+  if (conn_ == Conn::kClosed) return CloseChannel();
   context_.metrics.worker_lost.Inc();
+  HandleLinkLost();  // a WebSocket moves to another worker if it can
+  if (instance_open()) return;
+  CloseChannel();
   if (!idle_writer()) RequireProgress();
-  HandleLinkLost();
 }
 
 // ---- The channel layer -------------------------------------------------------------------

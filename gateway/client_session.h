@@ -12,6 +12,7 @@
 #include "gateway/context.h"
 #include "gateway/endpoint.h"
 #include "gateway/instance_link.h"
+#include "gateway/replay.h"
 #include "gateway/transport.h"
 #include "layer/channel_layer.h"
 
@@ -40,7 +41,12 @@ class Shard;
 ///   stops reading stops the pulling, and senders meet the channel's capacity: ChannelFull),
 ///   each message forwarded as a layer_message event; the instance's layer operations run
 ///   with its channel as the group member, at most kMaxLayerOps at once; the channel is
-///   closed (its groups left) when the instance is forgotten.
+///   closed (its groups left) when the instance is forgotten;
+/// - moving (WebSocket only, once EnableReplay was called): the numbered events the worker has
+///   not acknowledged are kept (Replay); when the worker is lost or hands the connection back,
+///   MoveInstance opens a new instance on another worker with the same channel (its groups
+///   stay), websocket.resume and the saved state, then sends the kept events again before
+///   anything new (docs/failover.md).
 /// Thread-safety: the shard thread only. Lifetime: held by its pending operations and, while
 /// an instance is open, by the shard's registry; on the shard's session list until destroyed.
 class ClientSession : public Endpoint {
@@ -155,13 +161,27 @@ class ClientSession : public Endpoint {
   bool OpenInstance(v1::Scope&& scope, v1::Event* first);
   /// Sends an event; the instance must be open (and, for credit events, CanSend()).
   void SendToWorker(v1::Event&& event);
-  bool can_send_to_worker() const { return instance_ && !worker_done_ && instance_->CanSend(); }
+  /// The worker may take another event now (and no replayed event waits for credit).
+  bool can_send_to_worker() const {
+    return instance_ && !worker_done_ && instance_->CanSend() && (!replay_ || !replay_->unsent());
+  }
   bool instance_open() const { return instance_.has_value() && !worker_done_; }
   /// The client has gone (or will never be read again): tells the worker once, with
   /// `event` (http.disconnect or websocket.disconnect), and forgets the instance.
   void TellDisconnected(v1::Event&& event);
-  /// Forgets the instance: nothing more is sent to or accepted from it.
-  void DropInstance();
+  /// Forgets the instance: nothing more is sent to or accepted from it. Its channel is closed
+  /// (its groups left) unless `keep_channel` (the connection is about to move).
+  void DropInstance(bool keep_channel = false);
+
+  // ---- Moving (WebSocket) ----
+  /// From now on numbered events are kept until acknowledged; `scope` is the serialized scope.
+  void EnableReplay(std::string scope);
+  /// The instance is gone (link lost, or handed back): opens one on another worker, resuming
+  /// (`resume`: websocket.resume with the saved state) or connecting afresh (the handshake was
+  /// not answered yet), and sends the kept events again. Fails when no worker has room or
+  /// the connection moved too often; the caller closes it.
+  enum class MoveResult { kMoved, kNoWorker, kTooOften };
+  MoveResult MoveInstance(bool resume);
 
   Transport& transport() { return *transport_; }
   Shard& shard_;
@@ -189,6 +209,8 @@ class ClientSession : public Endpoint {
   void RunLayerOp(v1::LayerOp& op);
   void OnLayerResult(uint64_t id, uint64_t op_id, v1::LayerResult::Status status);
   void CloseChannel();
+  /// Sends kept events to a new instance as its credit allows.
+  void FlushReplay();
 
   std::unique_ptr<Transport> transport_;
   GaugeShare connection_;    // in sluice_gateway_connections
@@ -197,12 +219,13 @@ class ClientSession : public Endpoint {
   BoundedFifo<Chunk> out_;
   std::vector<Chunk> inflight_;  // the batch being written, moved out of out_
   std::optional<InstanceLink> instance_;
-  std::string channel_;           // the instance's layer channel; empty: none
-  bool channel_open_ = false;     // created in the layer (see OpenInstance)
-  layer::MessagePtr layer_held_;  // received while the worker had no credit for it
-  uint32_t layer_ops_ = 0;        // the instance's layer operations not yet answered
-  int64_t read_deadline_ = 0;     // 0: none
-  int64_t write_deadline_ = 0;    // 0: none
+  std::unique_ptr<Replay> replay_;  // WebSocket only
+  std::string channel_;             // the instance's layer channel; empty: none
+  bool channel_open_ = false;       // created in the layer (see OpenInstance)
+  layer::MessagePtr layer_held_;    // received while the worker had no credit for it
+  uint32_t layer_ops_ = 0;          // the instance's layer operations not yet answered
+  int64_t read_deadline_ = 0;       // 0: none
+  int64_t write_deadline_ = 0;      // 0: none
   uint64_t linger_left_ = 0;
   ClientSession* prev_ = nullptr;  // the shard's session list
   ClientSession* next_ = nullptr;

@@ -30,6 +30,21 @@ bool KeepAlive(const RequestParser::Header& request) {
   return request.version() >= 11 ? !close : keep;
 }
 
+// RFC 9110 9.2.2: sending these again has the effect of sending them once.
+bool Idempotent(http::verb method) {
+  switch (method) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::options:
+    case http::verb::trace:
+      return true;
+    default:
+      return false;
+  }
+}
+
 v1::Event HttpDisconnect() {
   v1::Event event;
   event.mutable_http_disconnect();
@@ -163,10 +178,12 @@ void HttpSession::BeginRequest() {
   }
   response_.emplace(request.method() == http::verb::head, request.version() == 10, keep_alive_);
   BindInstance(std::move(link));
+  retryable_ = Idempotent(request.method());
+  retries_ = 0;
   if (parser_->is_done()) {  // no body: the request is complete in one envelope
     v1::Event event;
     event.mutable_http_request();
-    parser_.reset();
+    if (!retryable_) parser_.reset();
     phase_ = Phase::kWaiting;
     OpenInstance(*std::move(scope), &event);  // false: OnLinkLost follows
     return;
@@ -212,7 +229,7 @@ size_t HttpSession::ParseBody(std::string_view data) {
     event.mutable_http_request()->set_more_body(!done);
     SendBody(std::move(event));
     if (done) {
-      parser_.reset();
+      if (!retryable_) parser_.reset();
       phase_ = Phase::kWaiting;
       ClearReadDeadline();
       return used;
@@ -227,11 +244,17 @@ void HttpSession::SendBody(v1::Event&& event) {
   if (unsent_open_) {
     // The Open carries the first piece; a request whose body was read whole is one envelope.
     const bool has_event = event.has_http_request();
+    if (retryable_ && has_event && !event.http_request().more_body()) {
+      retry_body_ = event.http_request().body();  // idempotent and whole: kept for a retry
+    } else {
+      retryable_ = false;
+    }
     v1::Scope scope = *std::move(unsent_open_);
     unsent_open_.reset();
     OpenInstance(std::move(scope), has_event ? &event : nullptr);
     return;
   }
+  retryable_ = false;
   SendToWorker(std::move(event));
 }
 
@@ -324,7 +347,33 @@ void HttpSession::HandleWorkerError(std::string_view why) {
 void HttpSession::HandleLinkLost() {
   if (response_ && response_->state() == ResponseFramer::State::kComplete) return;
   if (response_ && response_->head_written()) return ClientGone();
-  Answer(502, "Bad Gateway: the worker went away\n", nullptr);
+  if (Retry()) return;
+  Answer(502, "Bad Gateway: the worker went away and the request could not be retried\n", nullptr);
+}
+
+bool HttpSession::Retry() {
+  auto& metrics = context_.metrics;
+  std::shared_ptr<Link> link;
+  if (retryable_ && phase_ == Phase::kWaiting && parser_ && retries_ < kMaxRetries) {
+    link = context_.picker.Pick();
+  }
+  if (!link) {
+    metrics.http_not_retried.Inc();
+    return false;
+  }
+  const auto& request = parser_->header();
+  auto scope = BuildScope(request, parser_->fields(), /*upgrade=*/false, addresses_->first,
+                          addresses_->second, context_.options.root_path);
+  if (!scope.ok()) return false;  // it was built once already
+  ++retries_;
+  metrics.http_retried.Inc();
+  response_.emplace(request.method() == http::verb::head, request.version() == 10,
+                    keep_alive_ && !draining_);
+  BindInstance(std::move(link));
+  v1::Event event;
+  event.mutable_http_request()->set_body(retry_body_);
+  OpenInstance(*std::move(scope), &event);  // false: OnLinkLost follows, and retries again
+  return true;
 }
 
 void HttpSession::Answer(unsigned status, std::string_view body, Counter* reason) {
@@ -337,6 +386,8 @@ void HttpSession::Answer(unsigned status, std::string_view body, Counter* reason
   const bool request_read = parser_ ? parser_->is_done() : phase_ == Phase::kWaiting;
   const bool keep = keep_alive_ && request_read && !draining_;
   parser_.reset();
+  retryable_ = false;
+  std::string().swap(retry_body_);
   close_after_ = !keep;
   phase_ = keep ? Phase::kWaiting : Phase::kClosing;
   Queue({.head = CannedResponse(status, body, keep, status == 503), .last = true});
@@ -352,6 +403,9 @@ void HttpSession::EndResponse() {
   DropInstance();
   response_.reset();
   unsent_open_.reset();
+  parser_.reset();  // kept for a retry until now
+  retryable_ = false;
+  std::string().swap(retry_body_);
   if (close_after_ || draining_ || phase_ != Phase::kWaiting) {
     // Not keep-alive, or answered before the request was read whole: close after draining
     // what the client still sends.

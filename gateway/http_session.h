@@ -37,6 +37,9 @@ class HttpSession final : public ClientSession {
   /// `over_limit`: the gateway is at --max-connections; the first request gets 503.
   HttpSession(Shard& shard, const Context& context, std::unique_ptr<Transport> transport,
               bool over_limit);
+  /// Times one request is sent again after losing its worker.
+  static constexpr uint8_t kMaxRetries = 2;
+
   void Start();
   void Drain() override;
 
@@ -68,6 +71,9 @@ class HttpSession final : public ClientSession {
   void Answer(unsigned status, std::string_view body, Counter* reason);
   void EndResponse();
   void ClientGone();
+  /// The worker was lost before any response byte reached the client: sends the request to
+  /// another worker if it is idempotent and was kept whole. False when it cannot (502).
+  bool Retry();
 
   const bool over_limit_;
   Phase phase_ = Phase::kIdle;
@@ -76,9 +82,14 @@ class HttpSession final : public ClientSession {
   bool close_after_ = false;  // the answer being written says connection: close
   bool draining_ = false;
   bool read_stalled_ = false;  // counted once per stall
+  // The request is idempotent and kept whole (its header in parser_, its body in
+  // retry_body_: only a body read whole before the Open), so it can be sent again.
+  bool retryable_ = false;
+  uint8_t retries_ = 0;
+  std::string retry_body_;
   // The client's and our address as scopes carry them, made once per connection.
   std::optional<std::pair<v1::Address, v1::Address>> addresses_;
-  std::optional<RequestParser> parser_;     // while a request is being read
+  std::optional<RequestParser> parser_;     // while a request is read (and, retryable, answered)
   std::optional<v1::Scope> unsent_open_;    // until the first body piece goes with it
   std::optional<ResponseFramer> response_;  // while a request is open
 };

@@ -22,10 +22,11 @@ bool InstanceLink::Open(v1::Scope&& scope, v1::Event* first, std::string channel
   return link_->Send(shard_, std::move(envelope));
 }
 
-void InstanceLink::Send(v1::Event&& event) {
+void InstanceLink::Send(v1::Event&& event, uint64_t seq) {
   if (SpendsCredit(event)) credit_.Spend(EventBytes(event));
   v1::Envelope envelope;
   envelope.set_connection_id(id_);
+  envelope.set_seq(seq);
   envelope.add_events()->Swap(&event);
   link_->Send(shard_, std::move(envelope));  // a failed send is followed by OnLinkLost
 }

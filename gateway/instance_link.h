@@ -26,7 +26,8 @@ class InstanceLink final {
   /// `channel_name` is the instance's channel-layer channel, if it has one.
   bool Open(v1::Scope&& scope, v1::Event* first = nullptr, std::string channel_name = {});
   /// Sends an event, spending credit when it needs any; the caller checked CanSend().
-  void Send(v1::Event&& event);
+  /// `seq`: its number (WebSocket events that spend credit), or 0.
+  void Send(v1::Event&& event, uint64_t seq = 0);
   bool CanSend() const { return credit_.CanSend(); }
   /// Answers a layer operation of the instance (spends no credit).
   void SendLayerResult(uint64_t op_id, v1::LayerResult::Status status);

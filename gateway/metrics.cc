@@ -7,6 +7,14 @@ constexpr char kRejected[] = "sluice_gateway_rejections_total";
 constexpr char kRejectedHelp[] = "Requests and handshakes the gateway answered itself, by reason";
 constexpr char kLimit[] = "sluice_gateway_limit_closes_total";
 constexpr char kLimitHelp[] = "Connections closed by a limit, by limit";
+constexpr char kMoves[] = "sluice_gateway_moves_total";
+constexpr char kMovesHelp[] =
+    "WebSockets whose worker was lost or drained: moved to another worker, or closed because "
+    "none could take them (1012) or they moved too often (1011)";
+constexpr char kRetries[] = "sluice_gateway_http_retries_total";
+constexpr char kRetriesHelp[] =
+    "HTTP requests whose worker was lost before any response byte: sent to another worker, or "
+    "answered 502 (not idempotent, body not kept, no worker)";
 constexpr char kStalls[] = "sluice_gateway_credit_stalls_total";
 constexpr char kStallsHelp[] = "Times a connection ran out of credit, by direction";
 
@@ -58,6 +66,20 @@ Metrics::Metrics(MetricsRegistry& r)
       drained(r.AddCounter("sluice_gateway_drained_total",
                            "Connections closed by a gateway drain (WebSocket close 1001, HTTP "
                            "closed after its response)")),
+      moved(r.AddCounter(kMoves, kMovesHelp, R"(result="moved")")),
+      move_no_worker(r.AddCounter(kMoves, kMovesHelp, R"(result="no_worker")")),
+      move_too_often(r.AddCounter(kMoves, kMovesHelp, R"(result="too_often")")),
+      handed_over(r.AddCounter("sluice_gateway_handovers_total",
+                               "WebSockets a draining worker handed back to be moved")),
+      replayed(r.AddCounter("sluice_gateway_replayed_events_total",
+                            "Events sent again to a connection's new worker after a move: each "
+                            "may be one its old consumer saw")),
+      http_retried(r.AddCounter(kRetries, kRetriesHelp, R"(result="retried")")),
+      http_not_retried(r.AddCounter(kRetries, kRetriesHelp, R"(result="failed")")),
+      states_saved(r.AddCounter("sluice_gateway_states_saved_total",
+                                "States consumers saved for their WebSockets")),
+      state_bytes(
+          r.AddGauge("sluice_gateway_state_bytes", "Bytes of consumer state held for WebSockets")),
       link(r, "sluice_gateway") {}
 
 }  // namespace sluice::gateway

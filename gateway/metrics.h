@@ -43,6 +43,16 @@ struct Metrics {
   Counter& worker_lost;  // connections ended because their worker's link broke
   Counter& worker_protocol_errors;
   Counter& drained;
+  // Failover (docs/failover.md).
+  Counter& moved;             // WebSockets moved to another worker
+  Counter& move_no_worker;    // ... that could not move: no worker had room (1012)
+  Counter& move_too_often;    // ... that moved kMaxMoves times in a minute (1011)
+  Counter& handed_over;       // WebSockets a draining worker handed back (then moved)
+  Counter& replayed;          // events sent again after a move (each may be seen twice)
+  Counter& http_retried;      // requests sent again after their worker was lost
+  Counter& http_not_retried;  // ... that could not be (502): not idempotent, body too big
+  Counter& states_saved;
+  Gauge& state_bytes;  // consumer state held for WebSockets
 
   LinkTraffic link;  // Frames and envelopes on the worker links
 };

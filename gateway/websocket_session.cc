@@ -55,6 +55,7 @@ void WebSocketSession::Start(v1::Scope&& scope) {
   connect.mutable_websocket_connect();
   // The application must accept or deny in time; nothing is read until it has.
   SetReadDeadline(context_.options.ws_handshake_timeout);
+  EnableReplay(scope.SerializeAsString());   // so that the connection can move
   OpenInstance(std::move(scope), &connect);  // false: OnLinkLost follows
 }
 
@@ -216,6 +217,13 @@ void WebSocketSession::OnWritten(const Chunk& chunk) {
 
 void WebSocketSession::HandleClose(const v1::Close& close) {
   auto& metrics = context_.metrics;
+  if (close.reason() == v1::Close::REASON_MOVED) {
+    metrics.handed_over.Inc();
+    return Move();
+  }
+  // An open connection is only ever rejected when it moves (the worker filled up or began
+  // draining meanwhile): it tries the next one.
+  if (close.reason() == v1::Close::REASON_REJECTED && phase_ == Phase::kOpen) return Move();
   if (phase_ == Phase::kConnecting) {
     // Ended before accepting: a refusal (full), a failure, or a plain denial.
     if (close.reason() == v1::Close::REASON_REJECTED) {
@@ -233,11 +241,27 @@ void WebSocketSession::HandleClose(const v1::Close& close) {
   StartClose(ws::kNormal, {});
 }
 
-void WebSocketSession::HandleLinkLost() {
+void WebSocketSession::HandleLinkLost() { Move(); }
+
+void WebSocketSession::Move() {
+  if (phase_ == Phase::kClosing) return;
+  // An open connection resumes; a handshake not answered yet starts again elsewhere.
+  const MoveResult result = MoveInstance(/*resume=*/phase_ == Phase::kOpen);
+  if (result == MoveResult::kMoved) return;
   if (phase_ == Phase::kConnecting) {
-    return Deny(502, "Bad Gateway: the worker went away\n", nullptr);
+    return Deny(503, "Service Unavailable: no worker has room\n",
+                &context_.metrics.rejected_no_worker);
   }
-  StartClose(ws::kInternalError, "worker lost");
+  if (result == MoveResult::kTooOften) {
+    SLUICE_LOG(kWarning, "gateway") << "WebSocket " << path_ << ": moved " << Replay::kMaxMoves
+                                    << " times within a minute; closing "
+                                       "it with 1011";
+    return StartClose(ws::kInternalError, "moved too often");
+  }
+  SLUICE_LOG(kWarning, "gateway") << "WebSocket " << path_
+                                  << ": its worker is gone and no other can take it; closing "
+                                     "it with 1012";
+  StartClose(ws::kServiceRestart, "no worker available");
 }
 
 void WebSocketSession::HandleWorkerError(std::string_view why) {

@@ -23,6 +23,8 @@ namespace sluice::gateway {
 /// refusal) is queued; once written the connection closes gracefully. While open, a client
 /// silent for half of --ws-idle-timeout is pinged, and closed if still silent at the end.
 /// An idle connection holds no read buffer, no timer and no partial message.
+/// When its worker is lost or drains, the connection moves to another worker (ClientSession::
+/// MoveInstance); the client notices nothing but latency.
 /// Thread-safety and lifetime: as ClientSession.
 class WebSocketSession final : public ClientSession {
  public:
@@ -51,6 +53,9 @@ class WebSocketSession final : public ClientSession {
   void HandleWorkerError(std::string_view why) override;
   v1::Event AbnormalDisconnect() const override;
 
+  /// The instance's worker is gone or handed the connection back: move it, or close it with
+  /// 1012 (a handshake in progress: 503) when no worker can take it.
+  void Move();
   void Accept(v1::WebSocketAccept& accept);
   /// Answers the upgrade with an HTTP error instead of 101, then closes.
   void Deny(unsigned status, std::string_view body, Counter* reason,

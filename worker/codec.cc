@@ -67,6 +67,13 @@ absl::StatusOr<Event> FromProto(v1::Event&& event) {
       return HttpDisconnect{};
     case v1::Event::kWebsocketConnect:
       return WebSocketConnect{};
+    case v1::Event::kWebsocketResume: {
+      auto* resumed = event.mutable_websocket_resume();
+      WebSocketResume out;
+      if (resumed->saved()) out.state = std::move(*resumed->mutable_state());
+      out.moves = static_cast<int>(resumed->moves());
+      return out;
+    }
     case v1::Event::kWebsocketReceive: {
       WebSocketReceive out;
       out.data = std::move(*event.mutable_websocket_receive()->mutable_data());
@@ -116,6 +123,14 @@ v1::Event ToProto(Event&& event) {
       m->set_more_body(e.more_body);
     }
     void operator()(WebSocketConnect&) const { out->mutable_websocket_connect(); }
+    void operator()(WebSocketResume& e) const {
+      auto* m = out->mutable_websocket_resume();
+      if (e.state) {
+        m->set_state(std::move(*e.state));
+        m->set_saved(true);
+      }
+      m->set_moves(static_cast<uint32_t>(e.moves));
+    }
     void operator()(WebSocketAccept& e) const {
       auto* m = out->mutable_websocket_accept();
       m->set_subprotocol(std::move(e.subprotocol));

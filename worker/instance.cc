@@ -16,6 +16,8 @@
 namespace sluice::worker {
 namespace net = boost::asio;
 
+static_assert(kMaxStateBytes == kMaxSavedStateBytes, "the SDK's limit is the link's");
+
 namespace {
 
 void CheckHeaders(const Headers& headers) {
@@ -71,6 +73,9 @@ Task<void> Instance::Main(Application& app) {
     std::unique_ptr<Consumer> consumer = app.Create(scope_);
     consumer->Bind(&scope_, this);
     co_await consumer->Run();
+  } catch (const HandedOver&) {
+    reason = v1::Close::REASON_MOVED;  // the gateway moves the connection
+    metrics_.handed_over.Inc();
   } catch (const Disconnected&) {
     // The client left; nothing to report.
   } catch (const std::exception& e) {
@@ -96,7 +101,7 @@ Task<void> Instance::Main(Application& app) {
   host_->InstanceEnded(loop_, id_, reason, std::move(detail));
 }
 
-void Instance::Deliver(v1::Event&& event) {
+void Instance::Deliver(v1::Event&& event, uint64_t seq) {
   if (gone_ || ended_) return;  // after a disconnect nothing else is delivered
   const size_t bytes = EventBytes(event);
   if (SpendsCredit(event) && !receive_window_.OnReceived(bytes)) {
@@ -112,7 +117,11 @@ void Instance::Deliver(v1::Event&& event) {
     return PushDisconnect(ws_close::kAbnormal);
   }
   gone_ = IsDisconnect(*converted);
-  if (!inbox_.push(Inbound{*std::move(converted), bytes})) {  // cannot happen within credit
+  if (std::holds_alternative<WebSocketResume>(*converted)) {
+    started_ = true;  // accepted by its predecessor
+    metrics_.resumed.Inc();
+  }
+  if (!inbox_.push(Inbound{*std::move(converted), bytes, seq})) {  // cannot happen within credit
     metrics_.protocol_errors.Inc();
     gone_ = false;
     return PushDisconnect(ws_close::kAbnormal);
@@ -127,9 +136,9 @@ void Instance::PushDisconnect(int code) {
   gone_ = true;
   // The inbox always has room for the disconnect: its capacity is the window plus one.
   if (scope_.type == Scope::Type::kWebSocket) {
-    (void)inbox_.push(Inbound{WebSocketDisconnect{code, {}}, 0});
+    (void)inbox_.push(Inbound{WebSocketDisconnect{code, {}}, 0, 0});
   } else {
-    (void)inbox_.push(Inbound{HttpDisconnect{}, 0});
+    (void)inbox_.push(Inbound{HttpDisconnect{}, 0, 0});
   }
   Wake();
   ArmCloseTimeout();
@@ -157,19 +166,56 @@ void Instance::Grant(const v1::Window& credit) {
 void Instance::LinkLost() { PushDisconnect(ws_close::kAbnormal); }
 
 void Instance::Drain() {
-  if (ended_ || gone_ || scope_.type != Scope::Type::kWebSocket) return;
-  if (started_ && !finished_ && send_credit_.CanSend()) {
-    finished_ = true;
-    Event close = WebSocketClose{ws_close::kServiceRestart, "worker restarting"};
-    v1::Event proto = ToProto(std::move(close));
-    send_credit_.Spend(0);
-    Emit(std::move(proto));
+  if (ended_ || gone_ || finished_ || scope_.type != Scope::Type::kWebSocket) return;
+  handing_over_ = true;
+  Wake();  // a consumer waiting in Receive hands over now
+}
+
+void Instance::CheckHandOver() {
+  if (!handing_over_ || gone_) return;  // a client that left gets its disconnect instead
+  handed_over_ = true;
+  throw HandedOver("the worker is draining; the connection moves to another worker");
+}
+
+void Instance::Finish() {
+  if (!unfinished_) return;
+  unfinished_ = false;
+  v1::Envelope envelope;
+  if (auto grant = receive_window_.OnConsumed(unfinished_bytes_)) {
+    *envelope.mutable_credit() = *grant;
   }
-  PushDisconnect(ws_close::kServiceRestart);
+  if (envelope.has_credit() || taken_seq_ > acked_) SendAcked(std::move(envelope));
+}
+
+void Instance::SendAcked(v1::Envelope&& envelope) {
+  envelope.set_connection_id(id_);
+  if (taken_seq_ > acked_) {
+    acked_ = taken_seq_;
+    envelope.set_acked(acked_);
+  }
+  host_->Enqueue(loop_, std::move(envelope));
+}
+
+void Instance::SaveState(std::string state) {
+  if (scope_.type != Scope::Type::kWebSocket) {
+    throw std::logic_error("SaveState: only a WebSocket's consumer saves state");
+  }
+  if (state.size() > kMaxStateBytes) {
+    throw std::length_error("SaveState: " + std::to_string(state.size()) + " bytes, over " +
+                            std::to_string(kMaxStateBytes));
+  }
+  if (gone_ || handed_over_ || ended_) return;  // the gateway has forgotten the connection
+  metrics_.states_saved.Inc();
+  v1::Envelope envelope;
+  envelope.mutable_state()->set_data(std::move(state));
+  SendAcked(std::move(envelope));
 }
 
 Task<Event> Instance::Receive() {
-  while (inbox_.empty()) {
+  Finish();
+  for (;;) {
+    CheckHandOver();
+    if (!inbox_.empty()) break;
     if (disconnect_received_ || cancelled_) throw Disconnected("receive after disconnect");
     if (scope_.type == Scope::Type::kHttp && finished_) {
       // ASGI: once the response is sent, receive() reports the end of the connection.
@@ -191,7 +237,10 @@ Task<std::optional<Event>> Instance::ReceiveUntil(std::chrono::steady_clock::tim
     expired = true;
     Wake();
   });
-  while (inbox_.empty()) {
+  Finish();
+  for (;;) {
+    CheckHandOver();
+    if (!inbox_.empty()) break;
     if (disconnect_received_ || cancelled_) throw Disconnected("receive after disconnect");
     if (scope_.type == Scope::Type::kHttp && finished_) {
       disconnect_received_ = true;
@@ -210,17 +259,16 @@ Event Instance::Take() {
     disconnect_received_ = true;
   } else {
     inbox_bytes_.Sub(static_cast<int64_t>(inbound.bytes));
-    if (auto grant = receive_window_.OnConsumed(inbound.bytes)) {
-      v1::Envelope envelope;
-      envelope.set_connection_id(id_);
-      *envelope.mutable_credit() = *grant;
-      host_->Enqueue(loop_, std::move(envelope));
-    }
+    // Its credit goes back, and it is acknowledged, once the consumer has finished with it.
+    unfinished_ = true;
+    unfinished_bytes_ = inbound.bytes;
+    if (inbound.seq != 0) taken_seq_ = inbound.seq;
   }
   return std::move(inbound.event);
 }
 
 Task<void> Instance::Layer(LayerCall call) {
+  if (handed_over_) throw HandedOver("layer call after the connection was handed over");
   const auto gone = [&] {
     // The gateway left the connection's groups when it forgot it.
     if (call.kind == LayerCall::Kind::kGroupDiscard) return;
@@ -356,6 +404,7 @@ void Instance::Check(const Event& event) const {
 }
 
 Task<void> Instance::Send(Event event) {
+  if (handed_over_) throw HandedOver("send after the connection was handed over");
   Check(event);
   if (!gone_ && !send_credit_.CanSend()) metrics_.send_stalls.Inc();
   while (!gone_ && !send_credit_.CanSend()) {

@@ -41,6 +41,11 @@ class InstanceHost {
 /// op id and wait for the gateway's layer_result. At most kMaxLayerOps are outstanding: a
 /// further call waits for one to be answered. Once the client is gone the gateway has
 /// forgotten the connection: waiting calls throw Disconnected (a GroupDiscard returns).
+/// Moving (WebSocket, docs/failover.md): events come numbered (Deliver's `seq`). An event is
+/// acknowledged, and its credit granted back, once the consumer has finished with it: it
+/// asks for the next one (Receive), or saves state while handling it (SaveState). A draining
+/// worker hands the connection back: the consumer's next Receive throws HandedOver and the
+/// instance ends with REASON_MOVED, its acknowledgements sent before.
 /// Lifetime: shared by the link's table and the running coroutine.
 class Instance final : public Connection, public std::enable_shared_from_this<Instance> {
  public:
@@ -53,14 +58,15 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   void Start(Application& app);
 
   // From the link, on the instance's loop thread.
-  void Deliver(v1::Event&& event);
+  /// `seq`: the event's number (0: not numbered).
+  void Deliver(v1::Event&& event, uint64_t seq = 0);
   void Grant(const v1::Window& credit);
   /// The gateway answered a layer call.
   void OnLayerResult(const v1::LayerResult& result);
   /// The gateway is gone: the consumer sees a disconnect, and its sends fail.
   void LinkLost();
-  /// The worker is draining: a WebSocket is closed with 1012 (service restart) and its
-  /// consumer told; an HTTP request finishes as usual.
+  /// The worker is draining: a WebSocket is handed back to the gateway (to move) once its
+  /// consumer has finished its event; an HTTP request finishes as usual.
   void Drain();
 
   Task<Event> Receive() override;
@@ -69,6 +75,7 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   const std::string& ChannelName() const override { return channel_name_; }
   Task<void> Layer(LayerCall call) override;
   void Unhandled(const LayerMessage& message) override;
+  void SaveState(std::string state) override;
 
   uint64_t id() const { return id_; }
   bool ended() const { return ended_; }
@@ -77,14 +84,22 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   struct Inbound {
     Event event;
     size_t bytes;  // what it spent of the receive window's bytes
+    uint64_t seq;  // its number, 0: none
   };
 
   Task<void> Main(Application& app);
   /// Tells the loop's watchdog this connection runs now (and names its consumer if the
   /// watchdog saw it block the loop).
   void NoteRunning();
-  /// The next event, taken from the inbox (credit granted back when due).
+  /// The next event, taken from the inbox.
   Event Take();
+  /// The consumer has finished the event it took last (it asks for another): acknowledges
+  /// it and grants its credit back when due.
+  void Finish();
+  /// Throws HandedOver once the worker drains (the consumer has finished its event).
+  void CheckHandOver();
+  /// Sends `envelope` with the acknowledgement of the event taken last, if that is news.
+  void SendAcked(v1::Envelope&& envelope);
   void PushDisconnect(int code);
   void Wake() { wake_.cancel(); }
   /// The consumer has been told its client is gone; if it has not returned within the close
@@ -111,6 +126,12 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   // Layer calls sent and not yet answered: op id → the answer, once it came.
   std::unordered_map<uint64_t, std::optional<v1::LayerResult::Status>> layer_calls_;
   uint64_t next_op_ = 0;
+  size_t unfinished_bytes_ = 0;  // the event taken last, not finished: its credit
+  bool unfinished_ = false;
+  uint64_t taken_seq_ = 0;     // the number of the newest event taken
+  uint64_t acked_ = 0;         // acknowledged up to here
+  bool handing_over_ = false;  // draining: hand the connection back at the next Receive
+  bool handed_over_ = false;   // HandedOver was thrown
   bool cancelled_ = false;
   bool ended_ = false;
   bool gone_ = false;                 // a disconnect is in the inbox or was received

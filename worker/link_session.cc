@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "common/credit.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "common/protocol.h"
@@ -173,7 +174,11 @@ void LinkSession::HandleOnLoop(unsigned loop, const InboundBatch& batch) {
     }
     if (envelope.has_credit()) instance->Grant(envelope.credit());
     for (const v1::LayerResult& result : envelope.layer_results()) instance->OnLayerResult(result);
-    for (v1::Event& event : *envelope.mutable_events()) instance->Deliver(std::move(event));
+    uint64_t seq = envelope.seq();
+    for (v1::Event& event : *envelope.mutable_events()) {
+      const bool numbered = seq != 0 && Numbered(event);
+      instance->Deliver(std::move(event), numbered ? seq++ : 0);
+    }
   }
 }
 

@@ -27,6 +27,14 @@ Metrics::Metrics(MetricsRegistry& r)
                                    "Channel-layer messages with no handler for their type")),
       loop_stalls(r.AddCounter("sluice_worker_loop_stalls_total",
                                "Event loops blocked past --stall-threshold by a consumer")),
+      resumed(r.AddCounter("sluice_worker_resumed_total",
+                           "WebSocket instances that resumed a connection moved from another "
+                           "worker")),
+      handed_over(r.AddCounter("sluice_worker_handed_over_total",
+                               "WebSocket instances handed back to their gateway by a drain, "
+                               "to be moved")),
+      states_saved(r.AddCounter("sluice_worker_states_saved_total",
+                                "States consumers saved for their connections")),
       link(r, "sluice_worker") {}
 
 }  // namespace sluice::worker

@@ -20,6 +20,9 @@ struct Metrics {
   Counter& layer_stalls;     // calls that waited: kMaxLayerOps were outstanding
   Counter& layer_unhandled;  // layer messages whose type had no handler (dropped)
   Counter& loop_stalls;      // event loops blocked past --stall-threshold (LoopWatchdog)
+  Counter& resumed;          // WebSocket instances that resumed a moved connection
+  Counter& handed_over;      // WebSocket instances handed back to the gateway when draining
+  Counter& states_saved;     // SaveState calls
 
   LinkTraffic link;  // Frames and envelopes on the gateway links
 };

@@ -57,6 +57,7 @@ std::string_view TypeName(const Event& event) {
     std::string_view operator()(const HttpResponseStart&) const { return "http.response.start"; }
     std::string_view operator()(const HttpResponseBody&) const { return "http.response.body"; }
     std::string_view operator()(const WebSocketConnect&) const { return "websocket.connect"; }
+    std::string_view operator()(const WebSocketResume&) const { return "websocket.resume"; }
     std::string_view operator()(const WebSocketAccept&) const { return "websocket.accept"; }
     std::string_view operator()(const WebSocketReceive&) const { return "websocket.receive"; }
     std::string_view operator()(const WebSocketSend&) const { return "websocket.send"; }

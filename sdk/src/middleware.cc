@@ -265,6 +265,7 @@ class EchoingConnection final : public Connection {
   const std::string& ChannelName() const override { return outer_->ChannelName(); }
   Task<void> Layer(LayerCall call) override { return outer_->Layer(std::move(call)); }
   void Unhandled(const LayerMessage& message) override { outer_->Unhandled(message); }
+  void SaveState(std::string state) override { outer_->SaveState(std::move(state)); }
 
  private:
   void AddHeader(Headers* headers) const {

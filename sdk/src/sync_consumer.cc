@@ -18,6 +18,9 @@ Task<void> SyncWebSocketConsumer::Run() {
     if (std::holds_alternative<WebSocketConnect>(event)) {
       co_await JoinGroups();  // before accept, as Channels does
       co_await OnThread([this] { OnConnect(); });
+    } else if (auto* resumed = std::get_if<WebSocketResume>(&event)) {
+      accepted_ = true;
+      co_await OnThread([this, resumed] { OnResume(std::move(resumed->state)); });
     } else if (auto* layer_message = std::get_if<LayerMessage>(&event)) {
       co_await Dispatch(*layer_message);
     } else if (auto* message = std::get_if<WebSocketReceive>(&event)) {
@@ -39,6 +42,7 @@ Task<void> SyncWebSocketConsumer::Run() {
 // The defaults ignore what overrides take by value (and own).
 // NOLINTBEGIN(performance-unnecessary-value-param)
 void SyncWebSocketConsumer::OnConnect() { Accept(); }
+void SyncWebSocketConsumer::OnResume(std::optional<std::string> /*state*/) {}
 void SyncWebSocketConsumer::OnText(std::string /*text*/) {}
 void SyncWebSocketConsumer::OnBinary(std::string /*bytes*/) {}
 void SyncWebSocketConsumer::OnDisconnect(int /*code*/, std::string /*reason*/) {}
@@ -51,6 +55,13 @@ void SyncWebSocketConsumer::Post(Event event) {
 void SyncWebSocketConsumer::Accept(std::string subprotocol, Headers headers) {
   Post(WebSocketAccept{std::move(subprotocol), std::move(headers)});
   accepted_ = true;
+}
+
+void SyncWebSocketConsumer::SaveState(std::string state) {
+  AsyncToSync([this, &state]() -> Task<void> {
+    Consumer::SaveState(std::move(state));
+    co_return;
+  });
 }
 
 void SyncWebSocketConsumer::SendText(std::string text) {

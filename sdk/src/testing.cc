@@ -117,6 +117,7 @@ struct ApplicationCommunicator::State final : Connection, std::enable_shared_fro
   std::condition_variable changed;
   std::deque<Event> outbox;
   bool client_gone = false;
+  std::optional<std::string> saved;  // SaveState's last
   bool done = false;
   std::exception_ptr error;
 
@@ -230,6 +231,18 @@ struct ApplicationCommunicator::State final : Connection, std::enable_shared_fro
 
   const std::string& ChannelName() const override { return channel; }
 
+  void SaveState(std::string state) override {
+    if (scope.type != Scope::Type::kWebSocket) {
+      throw std::logic_error("SaveState: only a WebSocket's consumer saves state");
+    }
+    if (state.size() > kMaxStateBytes) {
+      throw std::length_error("SaveState: " + std::to_string(state.size()) + " bytes, over " +
+                              std::to_string(kMaxStateBytes));
+    }
+    std::lock_guard lock(mu);
+    saved = std::move(state);
+  }
+
   Task<void> Layer(LayerCall call) override {
     Message message;
     if (!call.message.empty()) {
@@ -281,6 +294,11 @@ ApplicationCommunicator::~ApplicationCommunicator() {
     std::cerr << "sluice::testing: the consumer for " << state_->scope.path
               << " did not return after its disconnect and a cancellation; left running\n";
   }
+}
+
+std::optional<std::string> ApplicationCommunicator::saved_state() const {
+  std::lock_guard lock(state_->mu);
+  return state_->saved;
 }
 
 void ApplicationCommunicator::SendInput(Event event) {

@@ -10,6 +10,9 @@ Task<void> WebSocketConsumer::Run() {
     if (std::holds_alternative<WebSocketConnect>(event)) {
       co_await JoinGroups();  // before accept, as Channels does
       co_await OnConnect();
+    } else if (auto* resumed = std::get_if<WebSocketResume>(&event)) {
+      accepted_ = true;
+      co_await OnResume(std::move(resumed->state));
     } else if (auto* layer_message = std::get_if<LayerMessage>(&event)) {
       co_await Dispatch(*layer_message);
     } else if (auto* message = std::get_if<WebSocketReceive>(&event)) {
@@ -29,6 +32,7 @@ Task<void> WebSocketConsumer::Run() {
 }
 
 Task<void> WebSocketConsumer::OnConnect() { co_await Accept(); }
+Task<void> WebSocketConsumer::OnResume(std::optional<std::string> /*state*/) { co_return; }
 Task<void> WebSocketConsumer::OnText(std::string /*text*/) { co_return; }
 Task<void> WebSocketConsumer::OnBinary(std::string /*bytes*/) { co_return; }
 Task<void> WebSocketConsumer::OnDisconnect(int /*code*/, std::string /*reason*/) { co_return; }

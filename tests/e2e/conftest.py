@@ -377,9 +377,10 @@ def _procs(request):
 def start_worker(_procs, tmp_path):
     counter = itertools.count(1)
 
-    def start(*, capacity=None, threads=None, admin=False, extra_args=()) -> Proc:
+    def start(*, capacity=None, threads=None, admin=False, extra_args=(),
+              listen="127.0.0.1:0") -> Proc:
         exe = require_binary("demo/sluice-demo-worker")
-        argv = [str(exe), "--listen", "127.0.0.1:0"]
+        argv = [str(exe), "--listen", listen]
         if capacity is not None:
             argv += ["--capacity", str(capacity)]
         if threads is not None:

@@ -702,9 +702,9 @@ FREEZE_BOUND = GIVE_UP + 4.0  # + margin: the last read before the freeze, ticks
 def test_frozen_worker_is_given_up_by_heartbeat(start_worker, start_gateway):
     """SIGSTOP the worker (its sockets stay open, it just goes silent) while a WebSocket is
     open, an SSE response is streaming and a GET /hello is sent right after the freeze.
-    Within 4 heartbeats + margin the gateway gives the link up: the WebSocket gets close
-    1011, the stream is cut (no terminating chunk), the GET that went to the frozen worker
-    gets 502; workers_ready drops to 0 and a new GET /hello gets 503 + Retry-After at once."""
+    Within 4 heartbeats + margin the gateway gives the link up: the WebSocket cannot move (no
+    other worker) and gets close 1012, the stream is cut (no terminating chunk), the GET that
+    went to the frozen worker cannot be retried elsewhere and gets 502; workers_ready drops to 0 and a new GET /hello gets 503 + Retry-After at once."""
     worker = start_worker()
     gateway = start_gateway([worker], admin=True)
     ws = RawWebSocket.connect(gateway.port, "/ws/echo")
@@ -739,7 +739,7 @@ def test_frozen_worker_is_given_up_by_heartbeat(start_worker, start_gateway):
 
         _, payload = _frames_until_close(ws, timeout=FREEZE_BOUND)
         ws_closed_at = time.monotonic() - frozen_at
-        assert close_code(payload) == 1011, f"close frame {payload!r}"
+        assert close_code(payload) == 1012, f"close frame {payload!r}"
 
         left = max(0.1, frozen_at + FREEZE_BOUND - time.monotonic())
         rest, error = read_to_eof(sse, timeout=left)

@@ -181,5 +181,44 @@ TEST_F(ClientLayerTest, AnEndedConnectionLeavesItsGroupsAndItsChannel) {
   EXPECT_TRUE(Messages().empty());
 }
 
+// A move keeps the connection's channel, so its groups stay; a message the old instance was
+// sent and never acknowledged goes to the new one, then what waited in the channel.
+TEST_F(ClientLayerTest, AMoveKeepsTheChannelItsGroupsAndUnacknowledgedMessages) {
+  const uint64_t id = Connect();
+  v1::Event accept;
+  accept.mutable_websocket_accept();
+  v1::Envelope accepted;
+  accepted.set_connection_id(id);
+  *accepted.add_events() = accept;
+  h_.WorkerSends({accepted, Ops(id, {GroupAdd(1, "room")})});
+  h_.Run();
+  Send(channel_, Chat("unacknowledged"));
+  ASSERT_EQ(Messages().size(), 1u);
+  h_.LinkLostAndAnotherWorker();
+  auto sent = h_.TakeSent();
+  ASSERT_FALSE(sent.empty());
+  ASSERT_TRUE(sent[0].has_open());
+  EXPECT_EQ(sent[0].open().channel_name(), channel_);
+  EXPECT_TRUE(sent[0].events(0).has_websocket_resume());
+  std::vector<layer::Message> got;
+  for (const auto& envelope : sent) {
+    for (const auto& event : envelope.events()) {
+      if (event.has_layer_message()) {
+        got.push_back(*layer::DecodeMsgpack(event.layer_message().message()));
+      }
+    }
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], Chat("unacknowledged"));
+  // The group still has the connection: a group send reaches the new instance.
+  layer::Status status = layer::Status::kCancelled;
+  layer_.GroupSend("room", Chat("after the move"), [&](layer::Status s) { status = s; });
+  h_.Run();
+  EXPECT_EQ(status, layer::Status::kOk);
+  got = Messages();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], Chat("after the move"));
+}
+
 }  // namespace
 }  // namespace sluice::gateway

@@ -266,12 +266,64 @@ TEST_F(HttpSessionTest, NoWorkerGets503AtOnceAndKeepsTheConnection) {
   EXPECT_FALSE(h_.transport().shut_down);
 }
 
-TEST_F(HttpSessionTest, LinkLostBeforeTheResponseGets502) {
+// An idempotent request whose worker is lost before any response byte goes to another worker
+// (at most kMaxRetries times); the client gets one response.
+TEST_F(HttpSessionTest, LinkLostBeforeTheResponseRetriesAnIdempotentRequest) {
+  Open();
+  h_.ClientSends("PUT /item HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody");
+  h_.TakeSent();
+  h_.LinkLostAndAnotherWorker();
+  auto sent = h_.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_TRUE(sent[0].has_open());
+  EXPECT_EQ(sent[0].open().scope().method(), "PUT");
+  EXPECT_EQ(sent[0].open().scope().path(), "/item");
+  EXPECT_EQ(sent[0].events(0).http_request().body(), "body");
+  EXPECT_EQ(h_.ClientReads(), "");
+  EXPECT_EQ(h_.metrics().http_retried.value(), 1u);
+  h_.WorkerSends({Response(sent[0].connection_id(), 200, "done", /*close=*/false)});
+  EXPECT_EQ(h_.ClientReads(), "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone");
+}
+
+TEST_F(HttpSessionTest, RetriesAreBoundedThen502) {
   Open();
   h_.ClientSends("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-  h_.LinkLost();
+  for (int i = 0; i < HttpSession::kMaxRetries; ++i) h_.LinkLostAndAnotherWorker();
+  EXPECT_EQ(h_.ClientReads(), "");
+  h_.LinkLostAndAnotherWorker();
   EXPECT_EQ(h_.ClientReads().rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u);
+  EXPECT_EQ(h_.metrics().http_retried.value(), 2u);
+  EXPECT_EQ(h_.metrics().http_not_retried.value(), 1u);
+}
+
+// A POST may have had effects: never sent twice.
+TEST_F(HttpSessionTest, LinkLostBeforeTheResponseGets502ForANonIdempotentRequest) {
+  Open();
+  h_.ClientSends("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx");
+  h_.LinkLostAndAnotherWorker();
+  EXPECT_EQ(h_.ClientReads().rfind("HTTP/1.1 502 Bad Gateway\r\n", 0), 0u);
+  EXPECT_TRUE(h_.TakeSent().empty());
   EXPECT_EQ(h_.metrics().worker_lost.value(), 1u);
+  EXPECT_EQ(h_.metrics().http_not_retried.value(), 1u);
+}
+
+// Once response bytes reached the client, a retry would duplicate them: the response is cut.
+TEST_F(HttpSessionTest, LinkLostAfterResponseBytesCutsTheResponse) {
+  Open();
+  h_.ClientSends("GET /sse HTTP/1.1\r\nHost: a\r\n\r\n");
+  const uint64_t id = h_.TakeSent()[0].connection_id();
+  v1::Envelope start;
+  start.set_connection_id(id);
+  start.add_events()->mutable_http_response_start()->set_status(200);
+  auto* piece = start.add_events()->mutable_http_response_body();
+  piece->set_body("data: 1\n\n");
+  piece->set_more_body(true);
+  h_.WorkerSends({start});
+  EXPECT_NE(h_.ClientReads().find("data: 1"), std::string::npos);
+  h_.LinkLostAndAnotherWorker();
+  EXPECT_TRUE(h_.TakeSent().empty());
+  EXPECT_TRUE(h_.transport().closed);
+  EXPECT_EQ(h_.metrics().http_retried.value(), 0u);
 }
 
 TEST_F(HttpSessionTest, CompleteResponseSurvivesTheLinkBeingLost) {

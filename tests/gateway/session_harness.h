@@ -97,20 +97,22 @@ class TestTransport final : public Transport {
 /// A worker link that records what the gateway sends.
 class FakeLink final : public Link {
  public:
-  explicit FakeLink(v1::Window worker_window) : worker_window_(std::move(worker_window)) {}
+  explicit FakeLink(v1::Window worker_window, uint64_t generation = 77)
+      : worker_window_(std::move(worker_window)), generation_(generation) {}
   bool Send(uint16_t, v1::Envelope&& envelope) override {
     if (ended) return false;
     sent.push_back(std::move(envelope));
     return true;
   }
   const v1::Window& worker_window() const override { return worker_window_; }
-  uint64_t generation() const override { return 77; }
+  uint64_t generation() const override { return generation_; }
 
   std::vector<v1::Envelope> sent;
   bool ended = false;
 
  private:
   v1::Window worker_window_;
+  uint64_t generation_;
 };
 
 class FakePicker final : public LinkPicker {
@@ -199,6 +201,20 @@ class SessionHarness {
   void LinkLost() {
     shard_.LinkLost(picker_.link->generation());
     Run();
+  }
+  /// The worker's link is lost and another worker (a new FakeLink, which TakeSent reads from
+  /// now on) takes new connections; `room` false: none has room.
+  void LinkLostAndAnotherWorker(bool room = true) {
+    const uint64_t lost = picker_.link->generation();
+    picker_.link =
+        room ? std::make_shared<FakeLink>(picker_.link->worker_window(), lost + 1) : nullptr;
+    shard_.LinkLost(lost);
+    Run();
+  }
+  /// Only the picker changes: the current link stays, a new one takes new connections.
+  void AnotherWorker() {
+    picker_.link =
+        std::make_shared<FakeLink>(picker_.link->worker_window(), picker_.link->generation() + 1);
   }
   void Run() {
     shard_.io().restart();

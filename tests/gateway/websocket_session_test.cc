@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "common/protocol.h"
 #include "gateway/http_session.h"
 #include "tests/gateway/session_harness.h"
 
@@ -245,11 +246,133 @@ TEST_F(WebSocketSessionTest, ApplicationCloseSendsTheCloseFrameAndTellsTheApplic
   EXPECT_TRUE(h_.transport().shut_down);
 }
 
-TEST_F(WebSocketSessionTest, LinkLostClosesWith1011) {
-  ConnectAndAccept();
-  h_.LinkLost();
-  EXPECT_EQ(h_.ClientReads(), ServerFrame(0x8, CloseCode(1011) + "worker lost"));
+// The numbered events a connection's worker received, as (number, text).
+std::vector<std::pair<uint64_t, std::string>> Numbered(const std::vector<v1::Envelope>& sent) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  for (const auto& envelope : sent) {
+    uint64_t seq = envelope.seq();
+    for (const auto& event : envelope.events()) {
+      if (event.has_websocket_receive()) out.emplace_back(seq++, event.websocket_receive().data());
+    }
+  }
+  return out;
+}
+
+using NumberedTexts = std::vector<std::pair<uint64_t, std::string>>;
+
+// The worker is lost: the connection moves. The new worker gets the scope again,
+// websocket.resume with the state saved last, then the messages not acknowledged, with their
+// numbers; the client sees nothing; the old instance's late output is ignored.
+TEST_F(WebSocketSessionTest, LinkLostMovesItWithItsStateAndUnacknowledgedMessages) {
+  const uint64_t id = ConnectAndAccept();
+  h_.TakeSent();
+  h_.ClientSends(ClientFrame(0x1, "one") + ClientFrame(0x1, "two") + ClientFrame(0x1, "three"));
+  EXPECT_EQ(Numbered(h_.TakeSent()), (NumberedTexts{{1, "one"}, {2, "two"}, {3, "three"}}));
+  v1::Envelope saved;
+  saved.set_connection_id(id);
+  saved.mutable_state()->set_data("count=1");
+  saved.set_acked(1);
+  h_.WorkerSends({saved});
+  EXPECT_EQ(h_.metrics().state_bytes.value(), 7);
+
+  h_.LinkLostAndAnotherWorker();
+  auto sent = h_.TakeSent();
+  ASSERT_FALSE(sent.empty());
+  ASSERT_TRUE(sent[0].has_open());
+  const uint64_t moved = sent[0].connection_id();
+  EXPECT_NE(moved, id);
+  EXPECT_EQ(sent[0].open().scope().path(), "/ws/echo");
+  EXPECT_EQ(sent[0].open().scope().subprotocols_size(), 2);
+  ASSERT_TRUE(sent[0].events(0).has_websocket_resume());
+  const auto& resume = sent[0].events(0).websocket_resume();
+  EXPECT_TRUE(resume.saved());
+  EXPECT_EQ(resume.state(), "count=1");
+  EXPECT_EQ(resume.moves(), 1u);
+  EXPECT_EQ(Numbered(sent), (NumberedTexts{{2, "two"}, {3, "three"}}));
+  EXPECT_EQ(h_.ClientReads(), "");
+  EXPECT_EQ(h_.metrics().moved.value(), 1u);
+  EXPECT_EQ(h_.metrics().replayed.value(), 2u);
   EXPECT_EQ(h_.metrics().worker_lost.value(), 1u);
+
+  h_.WorkerSends({Send(id, "stale"), Send(moved, "hi")});
+  EXPECT_EQ(h_.ClientReads(), ServerFrame(0x1, "hi"));
+  h_.ClientSends(ClientFrame(0x1, "four"));  // the numbering goes on
+  EXPECT_EQ(Numbered(h_.TakeSent()), (NumberedTexts{{4, "four"}}));
+}
+
+// A draining worker hands the connection back (REASON_MOVED, its acknowledgements with it):
+// it moves the same way.
+TEST_F(WebSocketSessionTest, AHandBackMovesIt) {
+  const uint64_t id = ConnectAndAccept();
+  h_.ClientSends(ClientFrame(0x1, "one") + ClientFrame(0x1, "two"));
+  h_.TakeSent();
+  h_.AnotherWorker();
+  v1::Envelope back;
+  back.set_connection_id(id);
+  back.set_acked(2);
+  back.mutable_close()->set_reason(v1::Close::REASON_MOVED);
+  h_.WorkerSends({back});
+  auto sent = h_.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_TRUE(sent[0].has_open());
+  EXPECT_FALSE(sent[0].events(0).websocket_resume().saved());
+  EXPECT_TRUE(Numbered(sent).empty());
+  EXPECT_EQ(h_.metrics().handed_over.value(), 1u);
+  EXPECT_EQ(h_.ClientReads(), "");
+}
+
+TEST_F(WebSocketSessionTest, NoWorkerToMoveToClosesWith1012) {
+  ConnectAndAccept();
+  h_.LinkLostAndAnotherWorker(/*room=*/false);
+  EXPECT_EQ(h_.ClientReads(), ServerFrame(0x8, CloseCode(1012) + "no worker available"));
+  EXPECT_EQ(h_.metrics().move_no_worker.value(), 1u);
+}
+
+// A handshake the lost worker had not answered starts again on another worker.
+TEST_F(WebSocketSessionTest, AnUnansweredHandshakeConnectsAgainElsewhere) {
+  Connect();
+  h_.LinkLostAndAnotherWorker();
+  auto sent = h_.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].events(0).has_websocket_connect());
+  h_.WorkerSends({Accept(sent[0].connection_id(), "echo.v1")});
+  EXPECT_EQ(h_.ClientReads().rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u);
+}
+
+// Moving again and again within a minute means the connection takes workers down: 1011.
+TEST_F(WebSocketSessionTest, MovingTooOftenClosesWith1011) {
+  ConnectAndAccept();
+  for (uint32_t i = 0; i < Replay::kMaxMoves; ++i) h_.LinkLostAndAnotherWorker();
+  EXPECT_EQ(h_.ClientReads(), "");
+  h_.LinkLostAndAnotherWorker();
+  EXPECT_EQ(h_.ClientReads(), ServerFrame(0x8, CloseCode(1011) + "moved too often"));
+  EXPECT_EQ(h_.metrics().move_too_often.value(), 1u);
+}
+
+// What a worker says about numbering and state is checked: an acknowledgement of an event
+// never sent, or a state over the limit, is a protocol error (1011).
+TEST_F(WebSocketSessionTest, BadAcknowledgementsAndOversizedStateAreProtocolErrors) {
+  const uint64_t id = ConnectAndAccept();
+  h_.ClientSends(ClientFrame(0x1, "one"));
+  v1::Envelope ack;
+  ack.set_connection_id(id);
+  ack.set_acked(2);
+  h_.WorkerSends({ack});
+  EXPECT_EQ(h_.ClientReads(), ServerFrame(0x8, CloseCode(1011) + "application error"));
+  EXPECT_EQ(h_.metrics().worker_protocol_errors.value(), 1u);
+
+  SessionHarness h2;
+  std::make_shared<HttpSession>(h2.shard(), h2.context(), h2.Connect(), false)->Start();
+  h2.ClientSends(kUpgrade);
+  const uint64_t id2 = h2.TakeSent()[0].connection_id();
+  h2.WorkerSends({Accept(id2, "echo.v1")});
+  h2.ClientReads();
+  v1::Envelope big;
+  big.set_connection_id(id2);
+  big.mutable_state()->set_data(std::string(kMaxSavedStateBytes + 1, 'x'));
+  h2.WorkerSends({big});
+  EXPECT_EQ(h2.ClientReads(), ServerFrame(0x8, CloseCode(1011) + "application error"));
+  EXPECT_EQ(h2.metrics().state_bytes.value(), 0);
 }
 
 // The drain leaves an open WebSocket be (it may go on until the drain timeout); Retire, at

@@ -29,6 +29,7 @@ class FakeConnection final : public Connection {
   std::vector<LayerCall> calls;
   std::function<void(const LayerCall&)> on_layer;
   std::vector<LayerMessage> unhandled;
+  std::vector<std::string> saved;  // SaveState's calls
 
   Task<std::optional<Event>> ReceiveUntil(std::chrono::steady_clock::time_point) override {
     if (inbox.empty()) co_return std::nullopt;
@@ -41,6 +42,7 @@ class FakeConnection final : public Connection {
     co_return;
   }
   void Unhandled(const LayerMessage& message) override { unhandled.push_back(message); }
+  void SaveState(std::string state) override { saved.push_back(std::move(state)); }
 
   Task<Event> Receive() override {
     ++receives;

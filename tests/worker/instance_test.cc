@@ -75,6 +75,7 @@ class LambdaApp final : public Application {
     const std::string& ChannelName() const override { return channel_name(); }
     Task<void> Layer(LayerCall call) override { return connection().Layer(std::move(call)); }
     void Unhandled(const LayerMessage& message) override { connection().Unhandled(message); }
+    void SaveState(std::string state) override { Consumer::SaveState(std::move(state)); }
 
    private:
     Body body_;
@@ -306,27 +307,141 @@ TEST_F(InstanceTest, InvalidSendIsAnApplicationError) {
   EXPECT_EQ(metrics_.app_errors.value(), 1u);
 }
 
-TEST_F(InstanceTest, DrainClosesAWebSocketWith1012) {
-  int code = 0;
+// A draining worker hands a WebSocket back once its consumer has finished its event: the
+// consumer's Receive throws HandedOver (it sees no disconnect), the instance ends with
+// REASON_MOVED, and what it finished is acknowledged; what it never took is not.
+TEST_F(InstanceTest, DrainHandsAWebSocketBackOnceItsEventIsFinished) {
+  std::vector<std::string> got;
+  bool disconnected = false;
+  bool handed_over = false;
   LambdaApp app([&](Connection& c) -> Task<void> {
     Event connect = co_await c.Receive();
     Event accept = WebSocketAccept{};
     co_await c.Send(std::move(accept));
-    Event gone = co_await c.Receive();
-    code = std::get<WebSocketDisconnect>(gone).code;
+    try {
+      for (;;) {
+        Event event = co_await c.Receive();
+        if (std::holds_alternative<WebSocketDisconnect>(event)) disconnected = true;
+        if (auto* message = std::get_if<WebSocketReceive>(&event)) got.push_back(message->data);
+      }
+    } catch (const HandedOver&) {
+      handed_over = true;
+      throw;
+    }
   });
   auto instance = Make(Scope::Type::kWebSocket);
   v1::Event connect;
   connect.mutable_websocket_connect();
   instance->Deliver(std::move(connect));
+  instance->Deliver(Receive("one"), 1);
   instance->Start(app);
   Poll();
+  ASSERT_EQ(got, std::vector<std::string>{"one"});
+  instance->Deliver(Receive("two"), 2);  // not taken before the drain
   instance->Drain();
   Poll();
-  EXPECT_EQ(code, 1012);
-  const auto events = host_->Events();
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].websocket_close().code(), 1012u);
+  EXPECT_TRUE(handed_over);
+  EXPECT_FALSE(disconnected);
+  EXPECT_EQ(got, std::vector<std::string>{"one"});
+  EXPECT_TRUE(host_->ended);
+  EXPECT_EQ(host_->end_reason, v1::Close::REASON_MOVED);
+  uint64_t acked = 0;
+  for (const auto& envelope : host_->sent) acked = std::max(acked, envelope.acked());
+  EXPECT_EQ(acked, 1u);
+  EXPECT_EQ(metrics_.handed_over.value(), 1u);
+}
+
+// An event is acknowledged, and its credit comes back, once the consumer asks for the next
+// (a consumer that loops does so as soon as its handler returns); SaveState acknowledges the event
+// being handled at once, with the state.
+TEST_F(InstanceTest, EventsAreAcknowledgedWhenFinishedOrWhenStateIsSaved) {
+  int handled = 0;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    for (;;) {
+      Event event = co_await c.Receive();
+      if (!std::holds_alternative<WebSocketReceive>(event)) co_return;
+      if (++handled == 2) c.SaveState("after two");
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket, Window(2, 1 << 20));
+  instance->Start(app);
+  Poll();
+  instance->Deliver(Receive("a"), 7);
+  Poll();
+  // The consumer asked for the next event: "a" is finished, acknowledged, its credit back.
+  ASSERT_EQ(host_->sent.size(), 1u);
+  EXPECT_EQ(host_->sent[0].acked(), 7u);
+  EXPECT_EQ(host_->sent[0].credit().events(), 1u);
+  instance->Deliver(Receive("b"), 8);
+  Poll();
+  ASSERT_EQ(host_->sent.size(), 3u);
+  EXPECT_EQ(host_->sent[1].state().data(), "after two");
+  EXPECT_EQ(host_->sent[1].acked(), 8u);  // saved while handling "b"
+  EXPECT_EQ(host_->sent[2].credit().events(), 1u);
+  EXPECT_EQ(host_->sent[2].acked(), 0u);  // no news
+  EXPECT_EQ(metrics_.states_saved.value(), 1u);
+}
+
+TEST_F(InstanceTest, SaveStateIsBoundedAndForWebSocketsOnly) {
+  std::string too_big_error;
+  std::string http_error;
+  LambdaApp ws([&](Connection& c) -> Task<void> {
+    try {
+      c.SaveState(std::string(kMaxStateBytes + 1, 'x'));
+    } catch (const std::length_error& e) {
+      too_big_error = e.what();
+    }
+    c.SaveState(std::string(kMaxStateBytes, 'x'));
+    co_return;
+  });
+  Make(Scope::Type::kWebSocket)->Start(ws);
+  Poll();
+  EXPECT_NE(too_big_error.find("over 16384"), std::string::npos) << too_big_error;
+  ASSERT_EQ(host_->sent.size(), 1u);
+  EXPECT_EQ(host_->sent[0].state().data().size(), kMaxStateBytes);
+  LambdaApp http([&](Connection& c) -> Task<void> {
+    try {
+      c.SaveState("x");
+    } catch (const std::logic_error& e) {
+      http_error = e.what();
+    }
+    co_return;
+  });
+  Make(Scope::Type::kHttp)->Start(http);
+  Poll();
+  EXPECT_NE(http_error.find("only a WebSocket"), std::string::npos);
+}
+
+// A resumed instance starts accepted: websocket.resume carries the state, and an accept
+// would break the ASGI rules.
+TEST_F(InstanceTest, AResumedInstanceIsAcceptedAlready) {
+  std::optional<std::string> state;
+  std::string error;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    Event first = co_await c.Receive();
+    state = std::get<WebSocketResume>(first).state;
+    WebSocketSend hello;
+    hello.data = "back";
+    co_await c.Send(std::move(hello));
+    try {
+      Event accept = WebSocketAccept{};
+      co_await c.Send(std::move(accept));
+    } catch (const std::logic_error& e) {
+      error = e.what();
+    }
+  });
+  auto instance = Make(Scope::Type::kWebSocket);
+  v1::Event resume;
+  resume.mutable_websocket_resume()->set_state("s");
+  resume.mutable_websocket_resume()->set_saved(true);
+  instance->Deliver(std::move(resume));
+  instance->Start(app);
+  Poll();
+  EXPECT_EQ(state, std::optional<std::string>("s"));
+  ASSERT_EQ(host_->Events().size(), 1u);
+  EXPECT_EQ(host_->Events()[0].websocket_send().data(), "back");
+  EXPECT_NE(error.find("already accepted"), std::string::npos) << error;
+  EXPECT_EQ(metrics_.resumed.value(), 1u);
 }
 
 // ---- The channel layer ----------------------------------------------------------------

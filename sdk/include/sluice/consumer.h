@@ -27,6 +27,18 @@ class Disconnected final : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Largest state SaveState takes, in bytes: the gateway holds it for the connection's life.
+inline constexpr size_t kMaxStateBytes = 16 * 1024;
+
+/// Thrown by Receive() (and Send and layer calls after it) in a WebSocket's instance when its
+/// worker is draining and hands the connection to another worker: the consumer had finished
+/// its last event. Let it propagate: the instance ends without OnDisconnect (the client is
+/// still connected, its groups stay), and its successor resumes (docs/failover.md).
+class HandedOver final : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// What a consumer instance talks to: the runtime's end of one client connection.
 /// Thread-safety: call only from the instance's own coroutines (the runtime runs them all on
 /// one strand). Lifetime: outlives the Consumer bound to it.
@@ -52,6 +64,11 @@ class Connection {
   virtual Task<void> Layer(LayerCall call) = 0;
   /// A layer message for which the consumer has no handler: logged and counted.
   virtual void Unhandled(const LayerMessage& message) = 0;
+  /// Saves `state` for the connection (WebSocket only; at most kMaxStateBytes): if it moves
+  /// to another worker, the next instance gets it with websocket.resume. Replaces the state
+  /// saved before, and acknowledges the event being handled: it is never replayed.
+  /// Throws std::length_error past the limit, std::logic_error for other connections.
+  virtual void SaveState(std::string state) = 0;
 };
 
 /// An ASGI application instance: one per client connection (one per HTTP request). The
@@ -89,6 +106,8 @@ class Consumer {
   Task<std::optional<Event>> ReceiveUntil(std::chrono::steady_clock::time_point deadline) {
     return connection_->ReceiveUntil(deadline);
   }
+  /// Connection::SaveState: what a resumed instance starts from (docs/failover.md).
+  void SaveState(std::string state) { connection_->SaveState(std::move(state)); }
 
   // ---- The channel layer ----
   const std::string& channel_name() const { return connection_->ChannelName(); }

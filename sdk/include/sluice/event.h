@@ -85,7 +85,8 @@ struct Scope {
 };
 
 // ASGI events. Gateway → application: HttpRequest, HttpDisconnect, WebSocketConnect,
-// WebSocketReceive, WebSocketDisconnect. Application → gateway: the rest.
+// WebSocketResume, WebSocketReceive, WebSocketDisconnect, LayerMessage. Application → gateway: the
+// rest.
 struct HttpRequest {
   std::string body;
   bool more_body = false;
@@ -101,6 +102,14 @@ struct HttpResponseBody {
   bool more_body = false;
 };
 struct WebSocketConnect {};
+/// websocket.resume, instead of websocket.connect: the connection moved here from a worker
+/// that died or drained (docs/failover.md). It is accepted already; `state` is what the
+/// previous instance saved last with SaveState (none: nullopt). The events that instance had
+/// not acknowledged follow.
+struct WebSocketResume {
+  std::optional<std::string> state;
+  int moves = 1;  // times the connection has moved, this move included
+};
 struct WebSocketAccept {
   std::string subprotocol;  // empty: none
   Headers headers;
@@ -131,7 +140,7 @@ struct LayerMessage {
 
 using Event = std::variant<HttpRequest, HttpDisconnect, HttpResponseStart, HttpResponseBody,
                            WebSocketConnect, WebSocketAccept, WebSocketReceive, WebSocketSend,
-                           WebSocketClose, WebSocketDisconnect, LayerMessage>;
+                           WebSocketClose, WebSocketDisconnect, LayerMessage, WebSocketResume>;
 
 /// The ASGI type name of an event ("http.request", "websocket.send", ...).
 std::string_view TypeName(const Event& event);

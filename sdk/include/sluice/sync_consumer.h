@@ -30,6 +30,8 @@ class SyncWebSocketConsumer : public Consumer {
  protected:
   /// Default: Accept().
   virtual void OnConnect();
+  /// As WebSocketConsumer::OnResume.
+  virtual void OnResume(std::optional<std::string> state);
   virtual void OnText(std::string text);
   virtual void OnBinary(std::string bytes);
   virtual void OnDisconnect(int code, std::string reason);
@@ -44,6 +46,8 @@ class SyncWebSocketConsumer : public Consumer {
   void GroupDiscard(std::string group);
   void GroupSend(std::string group, const Message& message);
   void ChannelSend(std::string channel, const Message& message);
+  /// As Consumer::SaveState (docs/failover.md), from a handler.
+  void SaveState(std::string state);
   /// The blocking handler for layer messages of `type`.
   void On(std::string type, SyncMessageHandler handler);
 

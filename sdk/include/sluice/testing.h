@@ -67,6 +67,10 @@ class ApplicationCommunicator {
   void Wait(milliseconds timeout = milliseconds(1000));
   bool finished() const;
   const std::string& channel_name() const;
+  /// What the consumer saved last with SaveState (a WebSocket's), if anything. To test a
+  /// consumer's resume, start a new communicator's consumer with
+  /// SendInput(WebSocketResume{state}) instead of Connect().
+  std::optional<std::string> saved_state() const;
 
  private:
   struct State;

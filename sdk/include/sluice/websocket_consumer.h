@@ -10,6 +10,9 @@ namespace sluice {
 /// A WebSocket consumer (Channels' AsyncWebsocketConsumer). Override the On* handlers; the
 /// base runs the receive loop, calling them one at a time in order. OnConnect's default
 /// accepts; a consumer that closes in OnConnect denies the handshake (403).
+/// When the connection moves from another worker (docs/failover.md), OnResume is called
+/// instead of OnConnect, with the state saved last (SaveState); the groups are kept, and the
+/// events the previous instance had not finished follow.
 /// Thread-safety and lifetime: as Consumer.
 class WebSocketConsumer : public Consumer {
  public:
@@ -17,6 +20,8 @@ class WebSocketConsumer : public Consumer {
 
  protected:
   virtual Task<void> OnConnect();
+  /// The connection moved here, accepted already. `state`: SaveState's last, if any.
+  virtual Task<void> OnResume(std::optional<std::string> state);
   virtual Task<void> OnText(std::string text);
   virtual Task<void> OnBinary(std::string bytes);
   /// The client went away or the connection closed; code 1005 when it gave none.

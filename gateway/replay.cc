@@ -1,0 +1,36 @@
+#include "gateway/replay.h"
+
+namespace sluice::gateway {
+
+uint64_t Replay::Record(const v1::Event& event) {
+  v1::Event copy = event;
+  if (!events_.push(std::move(copy))) return 0;
+  ++sent_;
+  return first_ + events_.size() - 1;
+}
+
+bool Replay::Acknowledge(uint64_t seq) {
+  if (seq >= first_ + sent_) return false;  // not sent to this instance
+  while (first_ <= seq) {
+    events_.pop();
+    ++first_;
+    --sent_;
+  }
+  return true;
+}
+
+void Replay::SaveState(std::string data) {
+  state_bytes_.Add(static_cast<int64_t>(data.size()) - state_bytes_.held());
+  state_ = std::move(data);
+}
+
+bool Replay::CountMove(int64_t now) {
+  ++moves_;
+  if (window_moves_ == 0 || now - window_start_ > kMoveWindowNs) {
+    window_start_ = now;
+    window_moves_ = 0;
+  }
+  return ++window_moves_ <= kMaxMoves;
+}
+
+}  // namespace sluice::gateway
