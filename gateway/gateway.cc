@@ -90,6 +90,12 @@ void AddLayerMetrics(MetricsRegistry& r, const layer::Stats& stats) {
           "Messages read from Redis that were not msgpack maps", stats.decode_errors);
   counter("sluice_gateway_layer_reconnects_total", "Connections to Redis made after the first",
           stats.reconnects);
+  constexpr char kRestored[] = "sluice_gateway_layer_restored_total";
+  constexpr char kRestoredHelp[] =
+      "Redis reconnects: group memberships of this gateway's channels added again, and group "
+      "leaves made late";
+  counter(kRestored, kRestoredHelp, stats.restored_memberships, R"(what="memberships")");
+  counter(kRestored, kRestoredHelp, stats.restored_leaves, R"(what="leaves")");
   r.AddGaugeFunction("sluice_gateway_layer_connected", "1 while the channel layer is usable",
                      [&stats] { return stats.connected.load(std::memory_order_relaxed); });
 }
