@@ -149,6 +149,11 @@ Gateway::Gateway(Options options)
   registry_.AddCounterFunction(
       "sluice_gateway_discovery_total", kDiscoveryHelp,
       [this] { return pool_->discovery_errors(); }, R"(event="failed")");
+  registry_.AddCounterFunction(
+      "sluice_gateway_link_failures_total",
+      "Worker link attempts that ended before the worker's Welcome (unreachable, refused, TLS "
+      "handshake failed)",
+      [this] { return pool_->link_failures(); });
   registry_.AddGaugeFunction("sluice_gateway_link_queued_bytes",
                              "Bytes queued on worker links, not yet written",
                              [this] { return static_cast<int64_t>(pool_->queued_bytes()); });
