@@ -356,7 +356,7 @@ class DnsResolver final : public WorkerResolver {
 
 WorkerPool::WorkerPool(
     const Options& options, const std::vector<Shard*>& shards, LinkTraffic* traffic,
-    std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)> resolver)
+    const std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)>& resolver)
     : options_(options),
       shards_(shards),
       traffic_(traffic),

@@ -179,9 +179,10 @@ class WorkerResolver {
 class WorkerPool final : public LinkPicker {
  public:
   /// `resolver` replaces DNS for Options::discovery (tests); it runs on control().
-  WorkerPool(
-      const Options& options, const std::vector<Shard*>& shards, LinkTraffic* traffic = nullptr,
-      std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)> resolver = nullptr);
+  WorkerPool(const Options& options, const std::vector<Shard*>& shards,
+             LinkTraffic* traffic = nullptr,
+             const std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)>&
+                 resolver = nullptr);
   ~WorkerPool() override;
   void Start();
   /// Ends every link, waits until gRPC is done with each, and stops the control loop (the
