@@ -294,7 +294,11 @@ class WebSocketFail final : public WebSocketConsumer {
 
 // /ws/chat/{room}: Channels' tutorial chat. Joins group chat_{room} before accepting; each
 // text from the client goes to the group as {"type": "chat.message", "text": …}, and each
-// chat.message's text goes to the client.
+// chat.message's text goes to the client. A text the layer cannot take now (Redis away) is
+// answered to its sender alone with kNotSent + the reason; the connection stays, and the
+// gateway restores the room's membership when Redis is back.
+constexpr std::string_view kNotSent = "not sent: ";
+
 class ChatRoom final : public WebSocketConsumer {
  public:
   ChatRoom() {
@@ -310,7 +314,13 @@ class ChatRoom final : public WebSocketConsumer {
   Task<void> OnText(std::string text) override {
     Message message = {{"type", "chat.message"}, {"text", std::move(text)}};
     std::string group = Groups().front();
-    co_await GroupSend(std::move(group), message);
+    std::string failure;
+    try {
+      co_await GroupSend(std::move(group), message);
+    } catch (const LayerError& error) {
+      failure = error.what();
+    }
+    if (!failure.empty()) co_await SendText(std::string(kNotSent) + failure);
   }
 };
 

@@ -90,6 +90,12 @@ void AddLayerMetrics(MetricsRegistry& r, const layer::Stats& stats) {
           "Messages read from Redis that were not msgpack maps", stats.decode_errors);
   counter("sluice_gateway_layer_reconnects_total", "Connections to Redis made after the first",
           stats.reconnects);
+  constexpr char kRestored[] = "sluice_gateway_layer_restored_total";
+  constexpr char kRestoredHelp[] =
+      "Redis reconnects: group memberships of this gateway's channels added again, and group "
+      "leaves made late";
+  counter(kRestored, kRestoredHelp, stats.restored_memberships, R"(what="memberships")");
+  counter(kRestored, kRestoredHelp, stats.restored_leaves, R"(what="leaves")");
   r.AddGaugeFunction("sluice_gateway_layer_connected", "1 while the channel layer is usable",
                      [&stats] { return stats.connected.load(std::memory_order_relaxed); });
 }
@@ -143,6 +149,11 @@ Gateway::Gateway(Options options)
   registry_.AddCounterFunction(
       "sluice_gateway_discovery_total", kDiscoveryHelp,
       [this] { return pool_->discovery_errors(); }, R"(event="failed")");
+  registry_.AddCounterFunction(
+      "sluice_gateway_link_failures_total",
+      "Worker link attempts that ended before the worker's Welcome (unreachable, refused, TLS "
+      "handshake failed)",
+      [this] { return pool_->link_failures(); });
   registry_.AddGaugeFunction("sluice_gateway_link_queued_bytes",
                              "Bytes queued on worker links, not yet written",
                              [this] { return static_cast<int64_t>(pool_->queued_bytes()); });

@@ -1,6 +1,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <utility>
 
+#include "common/link_tls.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "gateway/gateway.h"
@@ -127,6 +129,16 @@ int main(int argc, char** argv) {
         }
         return "";
       });
+  sluice::LinkTlsFiles link_tls;
+  cli.add_option("--link-tls-cert", link_tls.cert,
+                 "PEM certificate this gateway presents to workers (mutual TLS on the link; "
+                 "with --link-tls-key and --link-tls-ca; read at start)");
+  cli.add_option("--link-tls-key", link_tls.key, "PEM private key of --link-tls-cert");
+  cli.add_option("--link-tls-ca", link_tls.ca,
+                 "PEM CA certificates the workers' certificates must chain to");
+  cli.add_option("--link-tls-server-name", options.link_tls_server_name,
+                 "name the workers' certificates must carry (a SAN), instead of the host of "
+                 "their address (e.g. sluice-worker, for workers addressed by IP)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -135,6 +147,17 @@ int main(int argc, char** argv) {
   for (const std::string& rule : channel_capacity) {
     const size_t eq = rule.rfind('=');
     options.channel_capacity.emplace_back(rule.substr(0, eq), std::stoul(rule.substr(eq + 1)));
+  }
+  auto tls = sluice::LoadLinkTls(link_tls);
+  if (!tls.ok()) {
+    std::cerr << tls.status().message() << "\n";
+    return 2;
+  }
+  options.link_tls = std::move(*tls);
+  if (!options.link_tls && !options.link_tls_server_name.empty()) {
+    std::cerr << "--link-tls-server-name needs TLS on the link (--link-tls-cert, --link-tls-key, "
+                 "--link-tls-ca)\n";
+    return 2;
   }
   auto address = sluice::ParseHostPort(listen);
   if (!address.ok()) {

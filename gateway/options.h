@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/host_port.h"
+#include "common/link_tls.h"
 #include "sluice/v1/link.pb.h"
 
 namespace sluice::gateway {
@@ -25,6 +26,11 @@ struct Options {
     std::chrono::milliseconds interval{5000};
   };
   std::optional<Discovery> discovery;
+  /// Mutual TLS on the worker links (--link-tls-cert/-key/-ca); plaintext when unset.
+  std::optional<LinkTls> link_tls;
+  /// The name the workers' certificates are checked for (--link-tls-server-name), instead of
+  /// the host of their address: discovered workers are addressed by IP.
+  std::string link_tls_server_name;
   std::string gateway_id;  // default: hostname-pid
   unsigned threads = 0;    // client-socket threads; 0: UsableCores()
   std::string root_path;   // ASGI root_path: where the application is mounted

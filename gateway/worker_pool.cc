@@ -188,11 +188,13 @@ void LinkCall::OnDone(const grpc::Status& status) {
 // ---- WorkerLink --------------------------------------------------------------------------
 
 WorkerLink::WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
-                       boost::asio::io_context& control, LinkTraffic* traffic)
+                       boost::asio::io_context& control, LinkTraffic* traffic,
+                       std::atomic<uint64_t>* failures)
     : address_(std::move(address)),
       options_(options),
       shards_(std::move(shards)),
       traffic_(traffic),
+      failures_(failures),
       retry_(control) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -204,8 +206,11 @@ WorkerLink::WorkerLink(HostPort address, const Options& options, std::vector<Sha
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  channel_ =
-      grpc::CreateCustomChannel(address_.ToString(), grpc::InsecureChannelCredentials(), args);
+  if (options_.link_tls && !options_.link_tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options_.link_tls_server_name);
+  }
+  channel_ = grpc::CreateCustomChannel(address_.ToString(),
+                                       LinkChannelCredentials(options_.link_tls), args);
   stub_ = v1::Link::NewStub(channel_);
 }
 
@@ -267,6 +272,7 @@ void WorkerLink::AwaitEnded() {
 void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
                            const grpc::Status& status, bool was_ready) {
   std::chrono::milliseconds delay;
+  bool first_failure = false;
   {
     absl::MutexLock lock(&mu_);
     // The call's last references are let go on the control loop, never on this gRPC thread
@@ -280,15 +286,29 @@ void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
     backoff_ = was_ready ? std::chrono::milliseconds(100)
                          : std::min(backoff_ * 2, std::chrono::milliseconds(2000));
     delay = backoff_;
+    if (was_ready) {
+      last_failure_.clear();
+    } else if (status.error_message() != last_failure_) {
+      last_failure_ = status.error_message();
+      first_failure = true;
+    }
   }
+  if (!was_ready && failures_) failures_->fetch_add(1, std::memory_order_relaxed);
   if (was_ready) {
     SLUICE_LOG(kWarning, "gateway")
         << "link down: worker at " << address_.ToString() << ": " << status.error_message()
         << " (code " << status.error_code() << "); reconnecting";
   } else {
-    SLUICE_LOG(kDebug, "gateway") << "no link to " << address_.ToString() << ": "
-                                  << status.error_message() << "; retry in " << delay.count()
-                                  << " ms";
+    // A worker that is not up yet, or one that refuses us (TLS): said once, then counted.
+    if (first_failure) {
+      SLUICE_LOG(kWarning, "gateway")
+          << "no link to " << address_.ToString() << ": " << status.error_message() << " (code "
+          << status.error_code() << "); retrying (backoff up to 2 s)";
+    } else {
+      SLUICE_LOG(kDebug, "gateway")
+          << "no link to " << address_.ToString() << ": " << status.error_message() << "; retry in "
+          << delay.count() << " ms";
+    }
   }
   boost::asio::post(retry_.get_executor(), [this, delay] {
     retry_.expires_after(delay);
@@ -336,7 +356,7 @@ class DnsResolver final : public WorkerResolver {
 
 WorkerPool::WorkerPool(
     const Options& options, const std::vector<Shard*>& shards, LinkTraffic* traffic,
-    std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)> resolver)
+    const std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)>& resolver)
     : options_(options),
       shards_(shards),
       traffic_(traffic),
@@ -345,7 +365,8 @@ WorkerPool::WorkerPool(
       discovery_(control_) {
   absl::MutexLock lock(&links_mu_);
   for (const HostPort& address : options.workers) {
-    links_.push_back(std::make_shared<WorkerLink>(address, options, shards, control_, traffic));
+    links_.push_back(
+        std::make_shared<WorkerLink>(address, options, shards, control_, traffic, &link_failures_));
   }
   if (options.discovery) {
     resolver_ = resolver ? resolver(control_)
@@ -441,7 +462,8 @@ void WorkerPool::OnResolved(absl::StatusOr<std::vector<HostPort>> found) {
       if (have.contains(key)) continue;
       have.insert(key);
       SLUICE_LOG(kInfo, "gateway") << "worker discovery: linking to " << key;
-      added.push_back(std::make_shared<WorkerLink>(address, options_, shards_, control_, traffic_));
+      added.push_back(std::make_shared<WorkerLink>(address, options_, shards_, control_, traffic_,
+                                                   &link_failures_));
       links_.push_back(added.back());
       discovered_.fetch_add(1, std::memory_order_relaxed);
     }

@@ -107,9 +107,11 @@ class LinkCall final : public Link,
 /// Thread-safety: all methods from any thread.
 class WorkerLink final {
  public:
-  /// `traffic` (optional) counts what its calls carry.
+  /// `traffic` (optional) counts what its calls carry; `failures` (optional) the calls that
+  /// ended before the worker's Welcome (unreachable, refused, a TLS handshake that failed).
   WorkerLink(HostPort address, const Options& options, std::vector<Shard*> shards,
-             boost::asio::io_context& control, LinkTraffic* traffic = nullptr);
+             boost::asio::io_context& control, LinkTraffic* traffic = nullptr,
+             std::atomic<uint64_t>* failures = nullptr);
   void Connect();
   /// The current call if it takes new connections.
   std::shared_ptr<LinkCall> admitting_call();
@@ -149,12 +151,14 @@ class WorkerLink final {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Link::Stub> stub_;
   LinkTraffic* const traffic_;
+  std::atomic<uint64_t>* const failures_;
   boost::asio::steady_timer retry_;
   mutable absl::Mutex mu_;
   std::shared_ptr<LinkCall> call_ ABSL_GUARDED_BY(mu_);
   std::chrono::milliseconds backoff_ ABSL_GUARDED_BY(mu_){100};
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool retired_ ABSL_GUARDED_BY(mu_) = false;
+  std::string last_failure_ ABSL_GUARDED_BY(mu_);  // logged once until it changes
 };
 
 /// Where discovered worker addresses come from (Options::discovery): DNS by default, a fake
@@ -175,9 +179,10 @@ class WorkerResolver {
 class WorkerPool final : public LinkPicker {
  public:
   /// `resolver` replaces DNS for Options::discovery (tests); it runs on control().
-  WorkerPool(
-      const Options& options, const std::vector<Shard*>& shards, LinkTraffic* traffic = nullptr,
-      std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)> resolver = nullptr);
+  WorkerPool(const Options& options, const std::vector<Shard*>& shards,
+             LinkTraffic* traffic = nullptr,
+             const std::function<std::unique_ptr<WorkerResolver>(boost::asio::io_context&)>&
+                 resolver = nullptr);
   ~WorkerPool() override;
   void Start();
   /// Ends every link, waits until gRPC is done with each, and stops the control loop (the
@@ -195,6 +200,8 @@ class WorkerPool final : public LinkPicker {
   uint64_t discovered() const { return discovered_.load(std::memory_order_relaxed); }
   uint64_t vanished() const { return vanished_.load(std::memory_order_relaxed); }
   uint64_t discovery_errors() const { return discovery_errors_.load(std::memory_order_relaxed); }
+  /// Link calls that ended before the worker's Welcome.
+  uint64_t link_failures() const { return link_failures_.load(std::memory_order_relaxed); }
 
  private:
   void ScheduleTick();
@@ -221,6 +228,7 @@ class WorkerPool final : public LinkPicker {
   std::atomic<uint64_t> discovered_ = 0;
   std::atomic<uint64_t> vanished_ = 0;
   std::atomic<uint64_t> discovery_errors_ = 0;
+  std::atomic<uint64_t> link_failures_ = 0;
   std::atomic<size_t> rotate_ = 0;
   std::thread thread_;
 };

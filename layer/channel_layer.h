@@ -96,6 +96,10 @@ struct Stats {
   std::atomic<uint64_t> decode_errors{0};     // Redis: messages that were not msgpack maps
   std::atomic<uint64_t> reconnects{0};        // Redis: connections made after the first
   std::atomic<int64_t> connected{0};          // Redis: 1 while usable (in memory: always 1)
+  // Redis, on reconnect: memberships of this gateway's channels added again, and group leaves
+  // that failed while Redis was away, made then.
+  std::atomic<uint64_t> restored_memberships{0};
+  std::atomic<uint64_t> restored_leaves{0};
 };
 
 /// A Channels channel layer, owned by the gateway.

@@ -46,6 +46,9 @@ end
 return full
 )lua";
 
+// Members per ZADD / ZREM when groups are restored.
+constexpr size_t kRestoreBatch = 512;
+
 std::string_view Str(const redisReply* reply) {
   return {reply->str, static_cast<size_t>(reply->len)};
 }
@@ -132,21 +135,75 @@ void RedisLayer::Ready() {
     if (ever_available_) stats_.reconnects.fetch_add(1, std::memory_order_relaxed);
     ever_available_ = true;
     backoff_ = redis_.backoff_min;
-    // Redis may have lost everything (a restart): join this gateway's groups again.
-    const std::string score = Score();
-    const std::string expiry = std::to_string(options_.group_expiry.count());
-    for (const auto& [channel, box] : local_) {
-      for (const std::string& group : box.groups) {
-        const std::string key = GroupKey(group);
-        const std::string_view add[] = {"ZADD", key, score, channel};
-        const std::string_view expire[] = {"EXPIRE", key, expiry};
-        Fire(add);
-        Fire(expire);
-      }
-    }
+    // Before anything else on the new connection, so every later operation sees the groups.
+    Restore();
     for (auto& [channel, waiter] : waiters_) Poll(channel);
     Pop();
   });
+}
+
+// Redis may have lost everything (a restart without persistence), or kept everything (a
+// network break): make the leaves that failed meanwhile, then add this gateway's channels to
+// their groups again, with a fresh join time. Bounded by the memberships the layer allows
+// (local channels × max_groups_per_channel), so these bypass max_pending.
+void RedisLayer::Restore() {
+  auto leaves = std::move(late_leaves_);
+  late_leaves_.clear();
+  late_leave_count_ = 0;
+  for (auto& [group, channels] : leaves) {
+    for (size_t at = 0; at < channels.size(); at += kRestoreBatch) {
+      auto batch = std::make_shared<std::vector<std::string>>(
+          channels.begin() + static_cast<ptrdiff_t>(at),
+          channels.begin() + static_cast<ptrdiff_t>(std::min(channels.size(), at + kRestoreBatch)));
+      const std::string key = GroupKey(group);
+      std::vector<std::string_view> args = {"ZREM", key};
+      args.insert(args.end(), batch->begin(), batch->end());
+      auto on_reply = [this, group = group, batch](const redisReply* reply) {
+        if (reply && reply->type == REDIS_REPLY_INTEGER) {
+          stats_.restored_leaves.fetch_add(batch->size(), std::memory_order_relaxed);
+          return;
+        }
+        LogError("group_discard", reply);
+        for (const std::string& channel : *batch) LeaveLater(group, channel);  // next time
+      };
+      if (!command_.Command(args, redis_.reply_timeout, on_reply)) on_reply(nullptr);
+    }
+  }
+  std::unordered_map<std::string, std::vector<std::string_view>> members;
+  for (const auto& [channel, box] : local_) {
+    for (const std::string& group : box.groups) members[group].push_back(channel);
+  }
+  const std::string score = Score();
+  const std::string expiry = std::to_string(options_.group_expiry.count());
+  for (const auto& [group, channels] : members) {
+    const std::string key = GroupKey(group);
+    for (size_t at = 0; at < channels.size(); at += kRestoreBatch) {
+      const size_t n = std::min(channels.size() - at, kRestoreBatch);
+      std::vector<std::string_view> args = {"ZADD", key};
+      for (size_t i = at; i < at + n; ++i) {
+        args.push_back(score);
+        args.push_back(channels[i]);
+      }
+      const bool sent =
+          command_.Command(args, redis_.reply_timeout, [this, n](const redisReply* reply) {
+            if (reply && reply->type == REDIS_REPLY_INTEGER) {
+              stats_.restored_memberships.fetch_add(n, std::memory_order_relaxed);
+            } else {
+              LogError("group_add", reply);  // lost again: the next Ready restores them
+            }
+          });
+      if (!sent) return;
+    }
+    const std::string_view expire[] = {"EXPIRE", key, expiry};
+    command_.Command(expire, redis_.reply_timeout,
+                     [](const redisReply* reply) { LogError("group_add", reply); });
+  }
+}
+
+void RedisLayer::LeaveLater(const std::string& group, const std::string& channel) {
+  if (late_leave_count_ >= redis_.max_late_leaves) return;
+  late_leaves_[group].push_back(channel);
+  ++late_leave_count_;
 }
 
 void RedisLayer::Lost() {
@@ -165,7 +222,10 @@ void RedisLayer::Lost() {
   for (auto& [channel, waiter] : waiters_) waiter.polling = false;
   command_.Close();  // pending operations complete with kUnavailable
   blocking_.Close();
-  retry_.expires_after(backoff_);
+  // Jittered (half to all of the backoff), so gateways that lost one Redis come back spread.
+  const auto low = backoff_.count() / 2;
+  retry_.expires_after(std::chrono::milliseconds(
+      low + static_cast<int64_t>(random_() % static_cast<uint64_t>(backoff_.count() - low + 1))));
   backoff_ = std::min(backoff_ * 2, redis_.backoff_max);
   retry_.async_wait([this](boost::system::error_code error) {
     if (!error) Connect();
@@ -279,19 +339,30 @@ void RedisLayer::GroupDiscard(std::string group, std::string channel, Completion
     if (!ValidGroupName(group) || !ValidChannelName(channel)) {
       return Finish(std::move(done), Status::kInvalid);
     }
-    if (Mailbox* box = IsLocal(channel) ? FindLocal(channel) : nullptr) {
-      std::erase(box->groups, group);
+    // A channel of this gateway's leaves for sure: not joined again on reconnect, and left
+    // then if Redis is away now (the caller still hears kUnavailable).
+    Mailbox* box = IsLocal(channel) ? FindLocal(channel) : nullptr;
+    bool member = false;
+    if (box) member = std::erase(box->groups, group) > 0;
+    if (!Available()) {
+      if (member) LeaveLater(group, channel);
+      return Finish(std::move(done), Status::kUnavailable);
     }
-    if (!Available()) return Finish(std::move(done), Status::kUnavailable);
     const std::string key = GroupKey(group);
     const std::string_view args[] = {"ZREM", key, channel};
     auto shared = std::make_shared<Completion>(std::move(done));
-    const bool sent = Call(args, [this, shared](const redisReply* reply) {
+    const bool sent = Call(args, [this, shared, member, group, channel](const redisReply* reply) {
       const bool ok = reply && reply->type != REDIS_REPLY_ERROR;
-      if (!ok) LogError("group_discard", reply);
+      if (!ok) {
+        LogError("group_discard", reply);
+        if (member && !reply) LeaveLater(group, channel);
+      }
       Finish(std::move(*shared), ok ? Status::kOk : Status::kUnavailable);
     });
-    if (!sent) Finish(std::move(*shared), Status::kUnavailable);
+    if (!sent) {
+      if (member) LeaveLater(group, channel);
+      Finish(std::move(*shared), Status::kUnavailable);
+    }
   });
 }
 
@@ -299,7 +370,11 @@ void RedisLayer::LeaveGroups(const std::string& channel, std::vector<std::string
   for (const std::string& group : groups) {
     const std::string key = GroupKey(group);
     const std::string_view args[] = {"ZREM", key, channel};
-    Fire(args);
+    const bool sent = Call(args, [this, group, channel](const redisReply* reply) {
+      LogError("group_discard", reply);
+      if (!reply) LeaveLater(group, channel);  // the connection went first
+    });
+    if (!sent) LeaveLater(group, channel);
   }
 }
 

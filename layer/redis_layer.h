@@ -23,14 +23,20 @@ struct RedisOptions {
   /// A reply slower than this drops the connection (operations fail with kUnavailable) and
   /// it is made again.
   std::chrono::milliseconds reply_timeout{2000};
+  /// Reconnect attempts back off from min, doubling, to max, each wait jittered down to half
+  /// its value: Redis that is back is used again at most backoff_max (plus a connect) later.
   std::chrono::milliseconds backoff_min{100};
-  std::chrono::milliseconds backoff_max{5000};
+  std::chrono::milliseconds backoff_max{1000};
   /// Commands awaiting a reply on the command connection; past it, kUnavailable.
   size_t max_pending = 10'000;
   /// How long one BZPOPMIN blocks (it is re-issued at once).
   std::chrono::seconds block_timeout{5};
   /// Messages taken from this gateway's queue per ZPOPMIN once one arrived.
   size_t pop_batch = 64;
+  /// Group leaves (a closed channel's groups, a GroupDiscard) that could not be sent because
+  /// Redis was away, kept to be sent on reconnect; past this many they are not kept (the
+  /// member then stays until the group expiry, unless Redis restarted empty).
+  size_t max_late_leaves = 100'000;
 };
 
 /// `redis://HOST[:PORT][/DB]`; nothing when it is not one.
@@ -51,8 +57,10 @@ std::optional<RedisOptions> ParseRedisUrl(std::string_view url);
 ///   Messages popped for this gateway wait in their channel's queue (capacity; when full the
 ///   oldest is dropped and counted, as channels_redis does).
 /// - Redis down or slow: operations fail at once with kUnavailable (counted), Receives stay
-///   pending, and the layer reconnects with exponential backoff, then joins its channels'
-///   groups again.
+///   pending, and the layer reconnects with jittered exponential backoff (at most
+///   `backoff_max` apart), then makes the group leaves it could not make meanwhile, joins its
+///   channels' groups again with a fresh join time (Redis may have restarted empty; counted
+///   in `restored_*`), and resumes its pending Receives.
 /// Thread-safety and lifetime: as ChannelLayer. Connecting starts at construction.
 class RedisLayer final : public LayerBase {
  public:
@@ -77,7 +85,10 @@ class RedisLayer final : public LayerBase {
   void Connect();
   void OnState(uint64_t generation, bool up);
   void Ready();
+  void Restore();
   void Lost();
+  /// Remembers a leave to make once Redis is back (bounded by max_late_leaves).
+  void LeaveLater(const std::string& group, const std::string& channel);
   bool Available() const { return available_; }
   /// Sends on the command connection; false (nothing sent) when unavailable or too busy.
   bool Call(std::span<const std::string_view> args, RedisConnection::ReplyHandler on_reply);
@@ -113,6 +124,9 @@ class RedisLayer final : public LayerBase {
   bool blocked_ = false;     // a BZPOPMIN is pending
   std::vector<std::string> blocked_keys_;
   std::unordered_map<std::string, Waiter> waiters_;  // named channel → its Receive
+  // group → channels that left it while Redis was away; made on reconnect.
+  std::unordered_map<std::string, std::vector<std::string>> late_leaves_;
+  size_t late_leave_count_ = 0;
   std::mt19937_64 random_;
   int64_t last_score_us_ = 0;
 };

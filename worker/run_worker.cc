@@ -2,7 +2,9 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <utility>
 
+#include "common/link_tls.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "sluice/sync.h"
@@ -83,11 +85,25 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
   cli.add_option("--window-bytes", window_bytes, "per-connection inbox, in bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  LinkTlsFiles link_tls;
+  cli.add_option("--link-tls-cert", link_tls.cert,
+                 "PEM certificate this worker presents to gateways (mutual TLS on the link: "
+                 "gateways must present one the CA signed; with --link-tls-key and "
+                 "--link-tls-ca; read at start)");
+  cli.add_option("--link-tls-key", link_tls.key, "PEM private key of --link-tls-cert");
+  cli.add_option("--link-tls-ca", link_tls.ca,
+                 "PEM CA certificates the gateways' certificates must chain to");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
+  auto tls = LoadLinkTls(link_tls);
+  if (!tls.ok()) {
+    std::cerr << tls.status().message() << "\n";
+    return 2;
+  }
+  options.link_tls = std::move(*tls);
   if (!admin.empty()) {
     auto address = ParseHostPort(admin);
     if (!address.ok()) {

@@ -65,7 +65,7 @@ absl::Status Runtime::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   service_ = std::make_unique<Service>(*this);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.listen, LinkServerCredentials(options_.link_tls), &port_);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);

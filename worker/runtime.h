@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/admin_server.h"
 #include "common/host_port.h"
+#include "common/link_tls.h"
 #include "common/metrics.h"
 #include "sluice/consumer.h"
 #include "sluice/v1/link.pb.h"
@@ -30,6 +31,9 @@ class LinkSession;
 struct Options {
   std::string listen = "127.0.0.1:8001";
   std::string worker_id;  // default: hostname-pid
+  /// Mutual TLS for gateway links (--link-tls-cert/-key/-ca): gateways must present a
+  /// certificate the CA signed. Plaintext when unset.
+  std::optional<LinkTls> link_tls;
   /// Most instances at once over all links; past it Opens are rejected (the gateway 503s).
   uint32_t capacity = 10000;
   /// Event loops running consumers, one thread each (the gRPC library keeps its own few

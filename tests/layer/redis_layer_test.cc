@@ -283,6 +283,77 @@ TEST_F(RedisLayerTest, RedisDownFailsFastThenReconnectsAndRejoinsGroups) {
   EXPECT_EQ(*received.message(), Chat("back"));
 }
 
+TEST_F(RedisLayerTest, AnEmptyRedisGetsTheMembershipsBackAndPendingReceivesResume) {
+  auto a = MakeLayer("gwA");
+  auto b = MakeLayer("gwB");
+  testing::Caller call_a(io_, *a), call_b(io_, *b);
+  const std::string c1 = b->NewChannel(1), c2 = b->NewChannel(2), c3 = b->NewChannel(3),
+                    c4 = b->NewChannel(4);
+  for (const auto& channel : {c1, c2, c3, c4}) {
+    ASSERT_EQ(call_b.GroupAdd("room", channel), Status::kOk);
+  }
+  ASSERT_EQ(call_b.GroupAdd("other", c1), Status::kOk);
+  // Receives pending across the outage: a local channel's and a named channel's.
+  testing::Received local, named;
+  b->Receive(c1, local.Handler());
+  b->Receive("jobs", named.Handler());
+  EXPECT_FALSE(testing::RunUntil(
+      io_, [&] { return local.status() || named.status(); }, 100ms));
+
+  server_.Kill();
+  ASSERT_TRUE(testing::RunUntil(io_, [&] { return b->stats().connected == 0; }));
+  // Leaving while Redis is away: refused now, not joined again later.
+  EXPECT_EQ(call_b.GroupDiscard("room", c3), Status::kUnavailable);
+  b->CloseChannel(c4);
+  EXPECT_FALSE(testing::RunUntil(
+      io_, [&] { return local.status() || named.status(); }, 100ms));
+
+  server_.Start();  // empty
+  ASSERT_TRUE(testing::RunUntil(
+      io_, [&] { return a->stats().connected == 1 && b->stats().restored_memberships == 3; }));
+  Message members = Query({"ZRANGE", "asgi:group:room", "0", "-1"});
+  ASSERT_EQ(members.size(), 2u);
+  std::vector<std::string> names = {Text(members[0]), Text(members[1])};
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{c1, c2}));
+  EXPECT_GT(Query({"TTL", "asgi:group:room"}).get<int>(), 86'000);  // a fresh expiry
+  EXPECT_EQ(Query({"ZCARD", "asgi:group:other"}), 1);
+  EXPECT_TRUE(testing::RunUntil(io_, [&] { return b->stats().restored_leaves == 2; }));
+
+  ASSERT_EQ(call_a.GroupSend("room", Chat("back")), Status::kOk);
+  ASSERT_TRUE(testing::RunUntil(io_, [&] { return local.status().has_value(); }));
+  ASSERT_EQ(local.status(), Status::kOk);
+  EXPECT_EQ(*local.message(), Chat("back"));
+  EXPECT_EQ(*call_b.Receive(c2).message(), Chat("back"));
+  ASSERT_EQ(call_a.Send("jobs", Chat("job")), Status::kOk);
+  ASSERT_TRUE(testing::RunUntil(io_, [&] { return named.status().has_value(); }));
+  EXPECT_EQ(*named.message(), Chat("job"));
+}
+
+TEST_F(RedisLayerTest, LeavesMadeWhileCutOffAreMadeOnReconnectWhenRedisKeptTheGroups) {
+  auto b = MakeLayer("gwB");
+  testing::Caller call_b(io_, *b);
+  const std::string kept = b->NewChannel(1), closed = b->NewChannel(2);
+  ASSERT_EQ(call_b.GroupAdd("room", kept), Status::kOk);
+  ASSERT_EQ(call_b.GroupAdd("room", closed), Status::kOk);
+  // Redis drops the layer's connections but keeps its data (a network break). The layer
+  // runs only inside RunUntil, so the close below meets a connection that is gone.
+  redisContext* admin = redisConnect("127.0.0.1", server_.port());
+  ASSERT_TRUE(admin && !admin->err);
+  auto* reply = static_cast<redisReply*>(redisCommand(admin, "CLIENT KILL TYPE normal"));
+  ASSERT_TRUE(reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 2);
+  freeReplyObject(reply);
+  redisFree(admin);
+  b->CloseChannel(closed);
+  ASSERT_TRUE(testing::RunUntil(io_, [&] {
+    return b->stats().reconnects == 1 && b->stats().restored_leaves == 1 &&
+           b->stats().restored_memberships == 1;
+  }));
+  Message members = Query({"ZRANGE", "asgi:group:room", "0", "-1"});
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(Text(members[0]), kept);
+}
+
 TEST_F(RedisLayerTest, ClosingAChannelLeavesItsGroupsInRedis) {
   auto a = MakeLayer("gwA");
   testing::Caller call(io_, *a);

@@ -76,6 +76,23 @@ TEST_F(CommunicatorTest, ChatThroughTheInMemoryLayer) {
   alice.Disconnect();
 }
 
+TEST_F(CommunicatorTest, AChatTextTheLayerRefusesIsAnsweredToItsSenderWhoStays) {
+  WebsocketCommunicator alice(*app, "/ws/chat/refused");
+  WebsocketCommunicator bob(*app, "/ws/chat/refused");
+  ASSERT_TRUE(alice.Connect().accepted);
+  ASSERT_TRUE(bob.Connect().accepted);
+  // Over the layer's message limit: GroupSend throws MessageTooLarge (a LayerError, as
+  // LayerUnavailable is while Redis is away).
+  alice.SendText(std::string(kMaxLayerMessageBytes, 'x'));
+  EXPECT_TRUE(alice.ReceiveText().starts_with("not sent: "));
+  EXPECT_TRUE(bob.ReceiveNothing());
+  alice.SendText("still here");
+  EXPECT_EQ(alice.ReceiveText(), "still here");
+  EXPECT_EQ(bob.ReceiveText(), "still here");
+  alice.Disconnect();
+  bob.Disconnect();
+}
+
 TEST_F(CommunicatorTest, ASyncConsumerBlocksOnItsPoolThreadNotTheLoop) {
   WebsocketCommunicator sync(*app, "/ws/sync");
   WebsocketCommunicator echo(*app, "/ws/echo");
