@@ -3,8 +3,10 @@
 #include <utility>
 
 #include "common/link_tls.h"
+#include "common/config_check.h"
 #include "common/log.h"
 #include "common/process.h"
+#include "gateway/config_check.h"
 #include "gateway/gateway.h"
 
 int main(int argc, char** argv) {
@@ -139,10 +141,16 @@ int main(int argc, char** argv) {
   cli.add_option("--link-tls-server-name", options.link_tls_server_name,
                  "name the workers' certificates must carry (a SAN), instead of the host of "
                  "their address (e.g. sluice-worker, for workers addressed by IP)");
+  bool check_config = false;
+  cli.add_flag("--check-config", check_config,
+               "validate the flags, print a one-line summary and exit: 0 valid, 2 not "
+               "(binds and connects nothing)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+    const int code = cli.exit(e);
+    return code != 0 && sluice::HasFlag(argc, argv, "--check-config") ? sluice::kConfigErrorExit
+                                                                      : code;
   }
   for (const std::string& rule : channel_capacity) {
     const size_t eq = rule.rfind('=');
@@ -161,7 +169,7 @@ int main(int argc, char** argv) {
   }
   auto address = sluice::ParseHostPort(listen);
   if (!address.ok()) {
-    std::cerr << address.status() << "\n";
+    std::cerr << "--listen: " << address.status().message() << "\n";
     return 2;
   }
   options.listen = *address;
@@ -177,7 +185,7 @@ int main(int argc, char** argv) {
   } else {
     auto worker_list = sluice::ParseHostPortList(workers);
     if (!worker_list.ok()) {
-      std::cerr << worker_list.status() << "\n";
+      std::cerr << "--workers: " << worker_list.status().message() << "\n";
       return 2;
     }
     options.workers = *worker_list;
@@ -198,10 +206,19 @@ int main(int argc, char** argv) {
   if (!admin.empty()) {
     auto admin_address = sluice::ParseHostPort(admin);
     if (!admin_address.ok()) {
-      std::cerr << admin_address.status() << "\n";
+      std::cerr << "--admin: " << admin_address.status().message() << "\n";
       return 2;
     }
     options.admin = *admin_address;
+  }
+  if (check_config) {
+    auto summary = sluice::gateway::CheckConfig(options);
+    if (!summary.ok()) {
+      std::cerr << "sluice-gateway: config error: " << summary.status().message() << "\n";
+      return sluice::kConfigErrorExit;
+    }
+    std::cout << *summary << std::endl;
+    return 0;
   }
 
   sluice::ConfigureMutexChecks();

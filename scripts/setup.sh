@@ -26,6 +26,8 @@ for group in "$@"; do
       # Node and npm count when installed by other means: NodeSource's nodejs package includes
       # npm and conflicts with Debian's.
       command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+      # k8s/check.sh: YAML, a gRPC health client for the probes, certificates for link TLS.
+      packages+=(python3-yaml python3-grpcio openssl)
       ;;
     bench) packages+=(wrk gnuplot-nox) ;;
     peers) packages+=(python3-uvicorn python3-daphne python3-django-channels) ;;

@@ -5,9 +5,11 @@
 #include <utility>
 
 #include "common/link_tls.h"
+#include "common/config_check.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "sluice/sync.h"
+#include "worker/config_check.h"
 #include "worker/runtime.h"
 
 namespace sluice {
@@ -93,10 +95,15 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
   cli.add_option("--link-tls-key", link_tls.key, "PEM private key of --link-tls-cert");
   cli.add_option("--link-tls-ca", link_tls.ca,
                  "PEM CA certificates the gateways' certificates must chain to");
+  bool check_config = false;
+  cli.add_flag("--check-config", check_config,
+               "validate the flags, print a one-line summary and exit: 0 valid, 2 not "
+               "(binds nothing, runs no startup hook)");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+    const int code = cli.exit(e);
+    return code != 0 && HasFlag(argc, argv, "--check-config") ? kConfigErrorExit : code;
   }
   auto tls = LoadLinkTls(link_tls);
   if (!tls.ok()) {
@@ -107,7 +114,7 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
   if (!admin.empty()) {
     auto address = ParseHostPort(admin);
     if (!address.ok()) {
-      std::cerr << address.status() << "\n";
+      std::cerr << "--admin: " << address.status().message() << "\n";
       return 2;
     }
     options.admin = *address;
@@ -117,6 +124,15 @@ int RunWorker(Application& app, int argc, char** argv, const Lifespan& lifespan)
   options.stall_threshold = std::chrono::milliseconds(static_cast<int64_t>(stall_threshold * 1000));
   options.receive_window.set_events(window_events);
   options.receive_window.set_bytes(window_bytes);
+  if (check_config) {
+    auto summary = worker::CheckConfig(options);
+    if (!summary.ok()) {
+      std::cerr << "sluice-worker: config error: " << summary.status().message() << "\n";
+      return kConfigErrorExit;
+    }
+    std::cout << *summary << std::endl;
+    return 0;
+  }
 
   ConfigureMutexChecks();
   BlockStopSignals();  // before gRPC starts its threads; waited for below
