@@ -104,6 +104,11 @@ absl::Status Runtime::Start() {
       return AdminServer::Response{200, "text/plain; version=0.0.4", registry_.Render()};
     });
     admin_.Route("/healthz", [] { return AdminServer::Response{200, "text/plain", "ok\n"}; });
+    // As gRPC health on the link port, for probes that cannot speak TLS to it.
+    admin_.Route("/readyz", [this] {
+      return draining() ? AdminServer::Response{503, "text/plain", "draining\n"}
+                        : AdminServer::Response{200, "text/plain", "ready\n"};
+    });
     if (absl::Status status = admin_.Start(*options_.admin); !status.ok()) return status;
   }
   ScheduleTick();

@@ -336,9 +336,10 @@ def make_secret_files(directory, keys):
     run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
         "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=sluice-check-ca")
     run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-        "tls.key", "-out", "tls.csr", "-subj", "/CN=sluice-worker")
+        "tls.key", "-out", "tls.csr", "-subj", "/CN=sluice-worker",
+        "-addext", "subjectAltName=DNS:sluice-worker")
     run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "tls.crt", "-days", "1")
+        "-CAcreateserial", "-out", "tls.crt", "-days", "1", "-copy_extensions", "copy")
     return True
 
 
