@@ -362,7 +362,7 @@ bool HttpSession::Retry() {
     return false;
   }
   const auto& request = parser_->header();
-  auto scope = BuildScope(request, parser_->fields(), /*upgrade=*/false, addresses_->first,
+  auto scope = BuildScope(request, parser_->fields(), /*websocket=*/false, addresses_->first,
                           addresses_->second, context_.options.root_path);
   if (!scope.ok()) return false;  // it was built once already
   ++retries_;

@@ -2,8 +2,8 @@
 #include <iostream>
 #include <utility>
 
-#include "common/link_tls.h"
 #include "common/config_check.h"
+#include "common/link_tls.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "gateway/config_check.h"

@@ -285,7 +285,11 @@ void WorkerLink::CallEnded(LinkCall* call, std::shared_ptr<LinkCall> self,
     if (stopped_) return;
     backoff_ = was_ready ? std::chrono::milliseconds(100)
                          : std::min(backoff_ * 2, std::chrono::milliseconds(2000));
-    delay = backoff_;
+    // Jittered (between half and all of it): gateways that lost a worker together do not
+    // all knock at once when it comes back.
+    const int64_t low = backoff_.count() / 2;
+    delay = std::chrono::milliseconds(
+        low + static_cast<int64_t>(jitter_() % static_cast<uint64_t>(backoff_.count() - low + 1)));
     if (was_ready) {
       last_failure_.clear();
     } else if (status.error_message() != last_failure_) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,6 +157,7 @@ class WorkerLink final {
   mutable absl::Mutex mu_;
   std::shared_ptr<LinkCall> call_ ABSL_GUARDED_BY(mu_);
   std::chrono::milliseconds backoff_ ABSL_GUARDED_BY(mu_){100};
+  std::minstd_rand jitter_ ABSL_GUARDED_BY(mu_){std::random_device{}()};
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool retired_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_failure_ ABSL_GUARDED_BY(mu_);  // logged once until it changes

@@ -4,8 +4,8 @@
 #include <iostream>
 #include <utility>
 
-#include "common/link_tls.h"
 #include "common/config_check.h"
+#include "common/link_tls.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "sluice/sync.h"

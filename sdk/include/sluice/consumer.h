@@ -28,7 +28,7 @@ class Disconnected final : public std::runtime_error {
 };
 
 /// Largest state SaveState takes, in bytes: the gateway holds it for the connection's life.
-inline constexpr size_t kMaxStateBytes = 16 * 1024;
+inline constexpr size_t kMaxStateBytes = size_t{16} * 1024;
 
 /// Thrown by Receive() (and Send and layer calls after it) in a WebSocket's instance when its
 /// worker is draining and hands the connection to another worker: the consumer had finished
