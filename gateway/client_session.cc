@@ -262,6 +262,12 @@ void ClientSession::EnableReplay(std::string scope) {
   replay_ = std::make_unique<Replay>(std::move(scope), context_.metrics.state_bytes);
 }
 
+std::string ClientSession::ScopePath() const {
+  v1::Scope scope;
+  if (!replay_ || !scope.ParseFromString(replay_->scope())) return {};
+  return scope.path();
+}
+
 ClientSession::MoveResult ClientSession::MoveInstance(bool resume) {
   auto& metrics = context_.metrics;
   if (!replay_->CountMove(shard_.now())) {

@@ -176,6 +176,8 @@ class ClientSession : public Endpoint {
   // ---- Moving (WebSocket) ----
   /// From now on numbered events are kept until acknowledged; `scope` is the serialized scope.
   void EnableReplay(std::string scope);
+  /// The kept scope's path (for log lines); empty without EnableReplay.
+  std::string ScopePath() const;
   /// The instance is gone (link lost, or handed back): opens one on another worker, resuming
   /// (`resume`: websocket.resume with the saved state) or connecting afresh (the handshake was
   /// not answered yet), and sends the kept events again. Fails when no worker has room or

@@ -268,13 +268,12 @@ void HttpSession::BodyError(beast::error_code ec) {
 }
 
 void HttpSession::Upgrade(v1::Scope&& scope, std::string_view rest) {
-  auto request = std::make_unique<WebSocketSession::Request>(std::move(parser_->header()));
+  const WebSocketSession::Request request = std::move(parser_->header());
   parser_.reset();
   Handover handover = HandOver();
   std::make_shared<WebSocketSession>(shard_, context_, std::move(handover.transport),
-                                     std::move(handover.connection), std::string(rest),
-                                     std::move(request))
-      ->Start(std::move(scope));
+                                     std::move(handover.connection), std::string(rest))
+      ->Start(request, std::move(scope));
 }
 
 void HttpSession::HandleEvent(v1::Event& event) {

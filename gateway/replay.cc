@@ -11,7 +11,7 @@ uint64_t Replay::Record(const v1::Event& event) {
 
 bool Replay::Acknowledge(uint64_t seq) {
   if (seq >= first_ + sent_) return false;  // not sent to this instance
-  while (first_ <= seq) {
+  while (first_ <= seq) {                   // every one of them was sent: sent_ > 0
     events_.pop();
     ++first_;
     --sent_;
@@ -19,9 +19,18 @@ bool Replay::Acknowledge(uint64_t seq) {
   return true;
 }
 
+Replay::~Replay() {
+  if (state_) state_bytes_->Sub(static_cast<int64_t>(state_->size()));
+}
+
 void Replay::SaveState(std::string data) {
-  state_bytes_.Add(static_cast<int64_t>(data.size()) - state_bytes_.held());
-  state_ = std::move(data);
+  const auto held = static_cast<int64_t>(state_ ? state_->size() : 0);
+  state_bytes_->Add(static_cast<int64_t>(data.size()) - held);
+  if (state_) {
+    *state_ = std::move(data);
+  } else {
+    state_ = std::make_unique<std::string>(std::move(data));
+  }
 }
 
 bool Replay::CountMove(int64_t now) {

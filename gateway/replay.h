@@ -1,7 +1,7 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 
 #include "common/bounded_fifo.h"
@@ -35,7 +35,10 @@ class Replay final {
 
   /// `state_bytes` counts the state held.
   Replay(std::string scope, Gauge& state_bytes)
-      : scope_(std::move(scope)), events_(kMaxEvents), state_bytes_(state_bytes) {}
+      : scope_(std::move(scope)), events_(kMaxEvents), state_bytes_(&state_bytes) {}
+  ~Replay();
+  Replay(const Replay&) = delete;
+  Replay& operator=(const Replay&) = delete;
 
   /// The serialized scope of the handshake.
   const std::string& scope() const { return scope_; }
@@ -55,7 +58,8 @@ class Replay final {
   void Rewind() { sent_ = 0; }
 
   void SaveState(std::string data);
-  const std::optional<std::string>& state() const { return state_; }
+  /// The state saved last; null when none was.
+  const std::string* state() const { return state_.get(); }
 
   /// Times the connection has moved.
   uint32_t moves() const { return moves_; }
@@ -63,15 +67,16 @@ class Replay final {
   bool CountMove(int64_t now);
 
  private:
+  // Kept small: every open WebSocket has one.
   const std::string scope_;
   BoundedFifo<v1::Event> events_;
+  std::unique_ptr<std::string> state_;  // null: none saved
+  Gauge* state_bytes_;                  // counts state_'s size
   uint64_t first_ = 1;  // the number of events_.front() (or of the next event when empty)
-  size_t sent_ = 0;     // events_[0, sent_) went to the current instance
-  std::optional<std::string> state_;
-  GaugeShare state_bytes_;
+  int64_t window_start_ = 0;
+  uint32_t sent_ = 0;  // events_[0, sent_) went to the current instance
   uint32_t moves_ = 0;
   uint32_t window_moves_ = 0;  // moves since window_start_
-  int64_t window_start_ = 0;
 };
 
 }  // namespace sluice::gateway

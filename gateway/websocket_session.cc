@@ -25,28 +25,29 @@ v1::Event Disconnect(uint16_t code, std::string_view reason) {
 
 WebSocketSession::WebSocketSession(Shard& shard, const Context& context,
                                    std::unique_ptr<Transport> transport, GaugeShare connection,
-                                   std::string pending, std::unique_ptr<Request> request)
+                                   std::string pending)
     : ClientSession(shard, context, std::move(transport), std::move(connection),
                     std::move(pending)),
       reader_(context.options.max_ws_message_bytes),
-      request_(std::move(request)),
       open_(context.metrics.websockets) {}
+
+std::string WebSocketSession::Name() const { return "WebSocket " + ScopePath(); }
 
 v1::Event WebSocketSession::AbnormalDisconnect() const { return Disconnect(ws::kAbnormal, {}); }
 
-void WebSocketSession::Start(v1::Scope&& scope) {
-  path_ = scope.path();
+void WebSocketSession::Start(const Request& request, v1::Scope&& scope) {
   auto& metrics = context_.metrics;
-  auto key = ws::AcceptKey(*request_);
+  auto key = ws::AcceptKey(request);
   if (!key.ok()) {
-    SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": bad handshake: " << key.status();
+    SLUICE_LOG(kInfo, "gateway") << "WebSocket " << scope.path()
+                                 << ": bad handshake: " << key.status();
     if (absl::IsFailedPrecondition(key.status())) {
       return Deny(426, "Upgrade Required: WebSocket version 13\n", &metrics.rejected_bad_request,
                   "sec-websocket-version: 13\r\n");
     }
     return Deny(400, "Bad Request\n", &metrics.rejected_bad_request);
   }
-  accept_key_ = *std::move(key);
+  accept_key_ = std::make_unique<std::string>(*std::move(key));
   auto link = context_.picker.Pick();
   if (!link)
     return Deny(503, "Service Unavailable: no worker has room\n", &metrics.rejected_no_worker);
@@ -121,7 +122,7 @@ void WebSocketSession::ClientError(uint16_t code, const char* why) {
   } else {
     metrics.limit_ws_protocol_error.Inc();
   }
-  SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": closing with " << code << ": " << why;
+  SLUICE_LOG(kInfo, "gateway") << Name() << ": closing with " << code << ": " << why;
   TellDisconnected(Disconnect(code, {}));
   StartClose(code, {});
 }
@@ -167,9 +168,8 @@ void WebSocketSession::HandleEvent(v1::Event& event) {
 
 void WebSocketSession::Accept(v1::WebSocketAccept& accept) {
   // The 101 is queued like any message: it spent one event of credit, given back once written.
-  Queue({.head = ws::HandshakeResponse(accept_key_, accept), .credit = true});
-  request_.reset();
-  std::string().swap(accept_key_);
+  Queue({.head = ws::HandshakeResponse(*accept_key_, accept), .credit = true});
+  accept_key_.reset();
   phase_ = Phase::kOpen;
   open_.Add(1);
   SetReadDeadline(context_.options.ws_idle_timeout / 2);
@@ -183,7 +183,7 @@ void WebSocketSession::Deny(unsigned status, std::string_view body, Counter* rea
   if (status == 503) context_.metrics.unavailable.Inc();
   TellDisconnected(Disconnect(ws::kAbnormal, {}));
   phase_ = Phase::kClosing;
-  request_.reset();
+  accept_key_.reset();
   ClearReadDeadline();
   Queue({.head = CannedResponse(status, body, /*keep_alive=*/false, status == 503, extra_headers),
          .last = true});
@@ -253,20 +253,19 @@ void WebSocketSession::Move() {
                 &context_.metrics.rejected_no_worker);
   }
   if (result == MoveResult::kTooOften) {
-    SLUICE_LOG(kWarning, "gateway") << "WebSocket " << path_ << ": moved " << Replay::kMaxMoves
+    SLUICE_LOG(kWarning, "gateway") << Name() << ": moved " << Replay::kMaxMoves
                                     << " times within a minute; closing "
                                        "it with 1011";
     return StartClose(ws::kInternalError, "moved too often");
   }
-  SLUICE_LOG(kWarning, "gateway") << "WebSocket " << path_
+  SLUICE_LOG(kWarning, "gateway") << Name()
                                   << ": its worker is gone and no other can take it; closing "
                                      "it with 1012";
   StartClose(ws::kServiceRestart, "no worker available");
 }
 
 void WebSocketSession::HandleWorkerError(std::string_view why) {
-  SLUICE_LOG(kError, "gateway") << "WebSocket " << path_
-                                << ": the worker broke the protocol: " << why;
+  SLUICE_LOG(kError, "gateway") << Name() << ": the worker broke the protocol: " << why;
   context_.metrics.worker_protocol_errors.Inc();
   TellDisconnected(Disconnect(ws::kInternalError, {}));
   if (phase_ == Phase::kConnecting) {
@@ -289,7 +288,7 @@ void WebSocketSession::OnReadDeadline() {
   switch (phase_) {
     case Phase::kConnecting:
       SLUICE_LOG(kWarning, "gateway")
-          << "WebSocket " << path_ << ": the application neither accepted nor denied in time";
+          << Name() << ": the application neither accepted nor denied in time";
       return Deny(504, "Gateway Timeout: the application did not answer the handshake\n",
                   &metrics.limit_ws_handshake_timeout);
     case Phase::kOpen:
@@ -309,7 +308,7 @@ void WebSocketSession::OnReadDeadline() {
 void WebSocketSession::OnSlowClient() {
   if (phase_ != Phase::kOpen) return CloseNow();  // not even the close frame moves
   context_.metrics.slow_client_closes.Inc();
-  SLUICE_LOG(kInfo, "gateway") << "WebSocket " << path_ << ": client read nothing for "
+  SLUICE_LOG(kInfo, "gateway") << Name() << ": client read nothing for "
                                << context_.options.slow_client_timeout.count()
                                << " s with its queue full; closing it with 1008";
   DropQueued();  // what waits behind the write in flight

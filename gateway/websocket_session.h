@@ -32,9 +32,10 @@ class WebSocketSession final : public ClientSession {
 
   /// `pending`: bytes the client sent after its upgrade request.
   WebSocketSession(Shard& shard, const Context& context, std::unique_ptr<Transport> transport,
-                   GaugeShare connection, std::string pending, std::unique_ptr<Request> request);
-  /// Opens the instance for `scope` (built by the HttpSession that read the upgrade).
-  void Start(v1::Scope&& scope);
+                   GaugeShare connection, std::string pending);
+  /// Opens the instance for `scope` (built by the HttpSession that read `request`, the
+  /// upgrade).
+  void Start(const Request& request, v1::Scope&& scope);
   void Drain() override;
   void Retire() override;
 
@@ -66,12 +67,12 @@ class WebSocketSession final : public ClientSession {
   /// The client broke the protocol (or a limit): close with `code`.
   void ClientError(uint16_t code, const char* why);
   void QueueControl(ws::Opcode opcode, std::string payload);
+  /// "WebSocket /path" for log lines (from the kept scope: an idle connection holds no copy).
+  std::string Name() const;
 
   ws::FrameReader reader_;
-  std::unique_ptr<Request> request_;  // until the handshake is answered
-  std::string accept_key_;            // until the handshake is answered
-  std::string path_;                  // for log lines
-  GaugeShare open_;                   // in sluice_gateway_websockets while open
+  std::unique_ptr<std::string> accept_key_;  // until the handshake is answered
+  GaugeShare open_;                          // in sluice_gateway_websockets while open
   Phase phase_ = Phase::kConnecting;
   uint8_t pongs_queued_ = 0;   // at most 2 unwritten pongs; more pings wait for them
   bool ping_sent_ = false;     // a keep-alive ping is out and unanswered

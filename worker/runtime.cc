@@ -132,7 +132,8 @@ void Runtime::Drain() {
     server_->GetHealthCheckService()->SetServingStatus(false);
   }
   for (auto& link : LiveLinks()) link->Drain();
-  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+  stop_deadline_ = std::chrono::steady_clock::now() + options_.drain_timeout;
+  const auto deadline = stop_deadline_ - kStopReserve;
   while (active() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -143,17 +144,26 @@ void Runtime::Drain() {
 
 void Runtime::Stop() {
   Drain();
+  // What is left of the drain's time, for each step below.
+  const auto left = [this] {
+    const auto now = std::chrono::steady_clock::now();
+    return std::max<std::chrono::steady_clock::duration>(stop_deadline_ - now, kStopFloor);
+  };
   admin_.Stop();
   // End every link ourselves: gateways see it at once (and send new connections elsewhere),
   // and gRPC's shutdown need not wait out its grace.
   for (auto& link : LiveLinks())
     link->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker stopping"));
   if (server_) {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->Shutdown(
+        std::chrono::system_clock::now() +
+        std::min<std::chrono::system_clock::duration>(left(), std::chrono::seconds(2)));
     server_.reset();
   }
   // Instances have been told their client is gone; give them a moment to return.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::min<std::chrono::steady_clock::duration>(left(), std::chrono::seconds(2));
   while (active() > 0 && !threads_.empty() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

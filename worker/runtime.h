@@ -69,11 +69,15 @@ class Runtime final {
 
   /// Binds and serves. Afterwards port() is the bound port.
   absl::Status Start();
-  /// Admits nothing new (gateways are told at once, and health says NOT_SERVING), closes
-  /// WebSockets with 1012, and waits up to --drain-timeout for the instances to end.
+  /// Admits nothing new (gateways are told at once, and health says NOT_SERVING), hands
+  /// WebSockets back to their gateways (to move), and waits for the instances to end, up to
+  /// --drain-timeout less kStopReserve.
   void Drain();
-  /// Drains (unless done), ends the links, stops the server and joins the loops.
+  /// Drains (unless done), ends the links, stops the server and joins the loops: within the
+  /// drain's deadline (at least kStopFloor per step), so SIGTERM to exit is --drain-timeout.
   void Stop();
+  static constexpr std::chrono::milliseconds kStopReserve{500};
+  static constexpr std::chrono::milliseconds kStopFloor{100};
   int port() const { return port_; }
   uint16_t admin_port() const { return admin_.port(); }
 
@@ -108,6 +112,7 @@ class Runtime final {
   int port_ = 0;
   std::atomic<uint32_t> active_ = 0;
   std::atomic<bool> draining_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_;  // set by Drain
   absl::Mutex links_mu_;
   std::vector<std::weak_ptr<LinkSession>> links_ ABSL_GUARDED_BY(links_mu_);
 };

@@ -51,7 +51,7 @@ BINARIES = {
 # the gateway gives WebSockets closed with 1001 kRetireGrace (2 s, gateway/gateway.cc) and
 # then ends its links; the worker's gRPC server Shutdown has a 2 s deadline and consumers
 # get 2 s more to return (worker/runtime.cc Stop). Plus 1 s for the process to exit.
-SHUTDOWN_TAIL = {"gateway": 2 + 1 + 1, "worker": 2 + 2 + 1}
+SHUTDOWN_TAIL = {"gateway": 2 + 1 + 1, "worker": 1}
 # Memory per connection, as measured (docs/deploy.md, "Sizing"): resident KiB per open
 # WebSocket in each process (gateway 1.7, worker 3.9 with the demo's consumers), plus, in the
 # gateway, the kernel's memory for the client's socket (3.7 KiB: TCP, inode, file, dentry

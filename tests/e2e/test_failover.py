@@ -304,6 +304,47 @@ def test_frozen_worker_connections_move_after_the_heartbeat(start_worker, start_
     load.check(closed)
 
 
+def test_worker_exits_within_its_drain_timeout(start_worker, start_gateway):
+    """A worker whose HTTP response outlasts --drain-timeout (an endless SSE stream) still
+    exits within it after SIGTERM: the stream is cut at the deadline, its WebSocket has
+    moved to the other worker long before."""
+    drain = 2.0
+    busy = start_worker(admin=True, extra_args=["--drain-timeout", str(drain)])
+    other_port = free_port()
+    gateway = start_gateway([busy, f"127.0.0.1:{other_port}"], admin=True)
+
+    async def main():
+        # The stream goes to `busy`, the only worker yet; then the other starts.
+        sse_reader, sse_writer = await asyncio.open_connection(HOST, gateway.port)
+        sse_writer.write(f"GET /sse?count=100000&interval_ms=100 HTTP/1.1\r\nHost: {HOST}\r\n"
+                         "\r\n".encode())
+        await asyncio.wait_for(sse_reader.readuntil(b"data: 1"), 10)
+        start_worker(admin=True, listen=f"127.0.0.1:{other_port}")
+        await asyncio.to_thread(wait_for_metric, gateway.admin_port, WORKERS_READY,
+                                lambda v: v == 2, 10, "both workers linked")
+        clients = [await ws_connect(gateway.port, f"/ws/tally/exit{i}") for i in range(8)]
+        for ws in clients:
+            await ws.send("before")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["n"] == 1
+        busy.expected_exit = True
+        busy.popen.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        code = await asyncio.to_thread(busy.popen.wait, drain + 10)
+        took = time.monotonic() - signalled
+        for ws in clients:  # all still open, on the other worker, counting on
+            await ws.send("after")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["n"] == 2
+            await ws.close()
+        sse_writer.close()
+        return code, took
+
+    code, took = asyncio.run(asyncio.wait_for(main(), 60))
+    print(f"worker exited {took:.2f} s after SIGTERM (--drain-timeout {drain})")
+    assert code == 0
+    # The bound is the documented one; the margin is for a process exit on a busy machine.
+    assert took < drain + 3.0, f"exit took {took:.2f} s, --drain-timeout is {drain} s"
+
+
 def test_scaling_from_one_worker_to_three(start_worker, start_gateway):
     """The gateway lists three addresses, one worker runs; under load the other two start.
     Within 5 s of starting, new connections reach them."""

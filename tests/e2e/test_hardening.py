@@ -905,8 +905,8 @@ def test_gateway_drain_delay_keeps_serving_with_readiness_failed(start_worker, s
 @pytest.mark.tsan
 def test_worker_sigterm_drains(start_worker, start_gateway):
     """SIGTERM to a worker (--drain-timeout 10) while a 2 s SSE response streams through
-    its gateway and a WebSocket is open: the WebSocket is closed with 1012 at once, the
-    response completes whole, and the worker exits 0 once it is done (the rest of the
+    its gateway and a WebSocket is open: the WebSocket is handed back at once and, with no
+    other worker to move to, closed by the gateway with 1012; the response completes whole, and the worker exits 0 once it is done (the rest of the
     stream + link shutdown + instance return + margin); the gateway stays up."""
     worker = start_worker(extra_args=["--drain-timeout", str(DRAIN_TIMEOUT)])
     gateway = start_gateway([worker], admin=True)
