@@ -295,9 +295,9 @@ ClientSession::MoveResult ClientSession::MoveInstance(bool resume) {
   } else {
     first.mutable_websocket_connect();
   }
+  replay_->Rewind();  // every kept event goes to the new instance
   // A failed Open (that link is ending too) is followed by OnLinkLost: it moves again.
   if (!instance_->Open(std::move(scope), &first, channel_)) return MoveResult::kMoved;
-  replay_->Rewind();
   metrics.replayed.Inc(replay_->unsent());
   FlushReplay();
   PullLayer();

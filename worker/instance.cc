@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
+#include <utility>
 
 #include "common/log.h"
 #include "common/protocol.h"
@@ -178,11 +179,15 @@ void Instance::CheckHandOver() {
 }
 
 void Instance::Finish() {
-  if (!unfinished_) return;
-  unfinished_ = false;
+  if (unfinished_ == 0) return;
   v1::Envelope envelope;
-  if (auto grant = receive_window_.OnConsumed(unfinished_bytes_)) {
-    *envelope.mutable_credit() = *grant;
+  // Usually one event; more when several coroutines take events at once.
+  for (uint64_t bytes = std::exchange(unfinished_bytes_, 0); unfinished_ > 0; --unfinished_) {
+    if (auto grant = receive_window_.OnConsumed(std::exchange(bytes, 0))) {
+      v1::Window* credit = envelope.mutable_credit();
+      credit->set_events(credit->events() + grant->events());
+      credit->set_bytes(credit->bytes() + grant->bytes());
+    }
   }
   if (envelope.has_credit() || taken_seq_ > acked_) SendAcked(std::move(envelope));
 }
@@ -260,8 +265,8 @@ Event Instance::Take() {
   } else {
     inbox_bytes_.Sub(static_cast<int64_t>(inbound.bytes));
     // Its credit goes back, and it is acknowledged, once the consumer has finished with it.
-    unfinished_ = true;
-    unfinished_bytes_ = inbound.bytes;
+    ++unfinished_;
+    unfinished_bytes_ += inbound.bytes;
     if (inbound.seq != 0) taken_seq_ = inbound.seq;
   }
   return std::move(inbound.event);

@@ -126,8 +126,9 @@ class Instance final : public Connection, public std::enable_shared_from_this<In
   // Layer calls sent and not yet answered: op id → the answer, once it came.
   std::unordered_map<uint64_t, std::optional<v1::LayerResult::Status>> layer_calls_;
   uint64_t next_op_ = 0;
-  size_t unfinished_bytes_ = 0;  // the event taken last, not finished: its credit
-  bool unfinished_ = false;
+  // Events taken and not finished (normally at most one), and their bytes: their credit.
+  uint64_t unfinished_bytes_ = 0;
+  uint32_t unfinished_ = 0;
   uint64_t taken_seq_ = 0;     // the number of the newest event taken
   uint64_t acked_ = 0;         // acknowledged up to here
   bool handing_over_ = false;  // draining: hand the connection back at the next Receive

@@ -382,6 +382,34 @@ TEST_F(InstanceTest, EventsAreAcknowledgedWhenFinishedOrWhenStateIsSaved) {
   EXPECT_EQ(metrics_.states_saved.value(), 1u);
 }
 
+// Two coroutines of one consumer receiving at once: each event's credit comes back once,
+// whichever coroutine asks for more next.
+TEST_F(InstanceTest, TwoReceivingCoroutinesGiveEveryEventsCreditBack) {
+  int got = 0;
+  LambdaApp app([&](Connection& c) -> Task<void> {
+    auto reader = [&]() -> Task<void> {
+      for (;;) {
+        Event event = co_await c.Receive();
+        if (!std::holds_alternative<WebSocketReceive>(event)) co_return;
+        ++got;
+        // Let the other coroutine take the next event before this one asks again.
+        co_await net::post(co_await net::this_coro::executor, net::use_awaitable);
+      }
+    };
+    using namespace net::experimental::awaitable_operators;
+    co_await (reader() && reader());
+  });
+  auto instance = Make(Scope::Type::kWebSocket, Window(4, 1 << 20));
+  instance->Start(app);
+  Poll();
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) instance->Deliver(Receive("x"), round * 4 + i + 1);
+    Poll();
+  }
+  EXPECT_EQ(got, 12);
+  EXPECT_EQ(host_->CreditEvents(), 12u);
+}
+
 TEST_F(InstanceTest, SaveStateIsBoundedAndForWebSocketsOnly) {
   std::string too_big_error;
   std::string http_error;
