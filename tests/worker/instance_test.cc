@@ -120,9 +120,11 @@ class InstanceTest : public ::testing::Test {
     }
   }
 
-  net::io_context io_;
+  // The metrics outlive the loop: destroying it destroys the coroutines of consumers that
+  // never returned, and their instances, which count in the metrics.
   MetricsRegistry registry_;
   Metrics metrics_{registry_};
+  net::io_context io_;
   std::shared_ptr<FakeHost> host_ = std::make_shared<FakeHost>();
 };
 
