@@ -101,7 +101,8 @@ TEST(SyncToAsync, AFullPoolThrowsSyncPoolFullToTheCaller) {
   std::shared_future<void> released = release.get_future().share();
   std::atomic<unsigned> blocked{0};
   for (unsigned i = 0; i < pool.threads(); ++i) {
-    pool.Submit([&] {
+    // `released` by value: a pool thread may still be leaving wait() when the test ends.
+    pool.Submit([&blocked, released] {
       ++blocked;
       released.wait();
     });
