@@ -90,8 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     http.ClientReads();
   }
   // An HTTP request waits for its response as long as the application takes: losing the
-  // link ends what the Frames left open (502 or a cut), then every deadline passes.
-  http.LinkLost();
+  // link with no other worker to move to ends what the Frames left open (502 or a cut, 1012),
+  // then every deadline passes.
+  http.LinkLostAndAnotherWorker(/*room=*/false);
   http.AdvanceAndSweep(3600);
   http.AdvanceAndSweep(3600);
   FUZZ_CHECK(http.shard().sessions() == 0);

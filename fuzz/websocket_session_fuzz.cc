@@ -118,7 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case 7:
         if (script.Byte() % 8 == 0) {
-          h.LinkLost();
+          h.LinkLostAndAnotherWorker(/*room=*/false);  // no move: the connection keeps its id
         } else {
           h.ClientReads();  // the client reads what was written
         }

@@ -117,7 +117,7 @@ class FakeLink final : public Link {
 
 class FakePicker final : public LinkPicker {
  public:
-  std::shared_ptr<Link> Pick() override { return link; }
+  std::shared_ptr<Link> Pick() override { return full ? nullptr : link; }
   std::shared_ptr<Link> PickFor(std::string_view channel) override {
     for (const std::string& consumed : channels) {
       if (consumed == channel) return link;
@@ -126,6 +126,7 @@ class FakePicker final : public LinkPicker {
   }
   std::vector<std::string> Channels() override { return channels; }
   std::shared_ptr<FakeLink> link;
+  bool full = false;                  // Pick finds no worker with room
   std::vector<std::string> channels;  // what the fake worker consumes
 };
 
@@ -203,11 +204,14 @@ class SessionHarness {
     Run();
   }
   /// The worker's link is lost and another worker (a new FakeLink, which TakeSent reads from
-  /// now on) takes new connections; `room` false: none has room.
+  /// now on) takes new connections; `room` false: no worker has room any more.
   void LinkLostAndAnotherWorker(bool room = true) {
     const uint64_t lost = picker_.link->generation();
-    picker_.link =
-        room ? std::make_shared<FakeLink>(picker_.link->worker_window(), lost + 1) : nullptr;
+    if (room) {
+      picker_.link = std::make_shared<FakeLink>(picker_.link->worker_window(), lost + 1);
+    } else {
+      picker_.full = true;
+    }
     shard_.LinkLost(lost);
     Run();
   }
