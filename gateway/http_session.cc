@@ -363,7 +363,10 @@ bool HttpSession::Retry() {
   const auto& request = parser_->header();
   auto scope = BuildScope(request, parser_->fields(), /*websocket=*/false, addresses_->first,
                           addresses_->second, context_.options.root_path);
-  if (!scope.ok()) return false;  // it was built once already
+  if (!scope.ok()) {  // cannot happen: it was built from the same header once already
+    metrics.http_not_retried.Inc();
+    return false;
+  }
   ++retries_;
   metrics.http_retried.Inc();
   response_.emplace(request.method() == http::verb::head, request.version() == 10,

@@ -74,6 +74,8 @@ class Load:
         self.stop_sending = asyncio.Event()
         self.stop_http = asyncio.Event()
         self.closing = False  # the test is closing the WebSockets itself
+        self.started = asyncio.Event()  # every client has sent two messages
+        self._starting = len(self.clients)
         self.room_of = {c.name: c.room for c in self.clients}
 
     async def connect(self):
@@ -106,6 +108,10 @@ class Load:
             except websockets.ConnectionClosed:
                 return
             client.sent += 1
+            if client.sent == 2:
+                self._starting -= 1
+                if self._starting == 0:
+                    self.started.set()
             await asyncio.sleep(self.interval)
 
     async def _http(self, n):
@@ -160,10 +166,10 @@ class Load:
         writers = [asyncio.create_task(self._write(c)) for c in self.clients]
         https = [asyncio.create_task(self._http(n)) for n in range(self.http_clients)]
         try:
-            deadline = time.monotonic() + 30
-            while min(c.sent for c in self.clients) < 2:
-                assert time.monotonic() < deadline, "the load did not start"
-                await asyncio.sleep(0.05)
+            try:
+                await asyncio.wait_for(self.started.wait(), 30)
+            except asyncio.TimeoutError:
+                pytest.fail("the load did not start: not every client could send")
             await action()
             await asyncio.sleep(after_action)
             self.stop_sending.set()
