@@ -178,13 +178,13 @@ void HttpSession::BeginRequest() {
   }
   response_.emplace(request.method() == http::verb::head, request.version() == 10, keep_alive_);
   BindInstance(std::move(link));
-  retryable_ = Idempotent(request.method());
+  resendable_ = true;
+  idempotent_ = Idempotent(request.method());
   retries_ = 0;
   if (parser_->is_done()) {  // no body: the request is complete in one envelope
     v1::Event event;
     event.mutable_http_request();
-    if (!retryable_) parser_.reset();
-    phase_ = Phase::kWaiting;
+    phase_ = Phase::kWaiting;                 // parser_ stays: it holds the header for a retry
     OpenInstance(*std::move(scope), &event);  // false: OnLinkLost follows
     return;
   }
@@ -229,7 +229,7 @@ size_t HttpSession::ParseBody(std::string_view data) {
     event.mutable_http_request()->set_more_body(!done);
     SendBody(std::move(event));
     if (done) {
-      if (!retryable_) parser_.reset();
+      if (!resendable_) parser_.reset();
       phase_ = Phase::kWaiting;
       ClearReadDeadline();
       return used;
@@ -244,17 +244,17 @@ void HttpSession::SendBody(v1::Event&& event) {
   if (unsent_open_) {
     // The Open carries the first piece; a request whose body was read whole is one envelope.
     const bool has_event = event.has_http_request();
-    if (retryable_ && has_event && !event.http_request().more_body()) {
-      retry_body_ = event.http_request().body();  // idempotent and whole: kept for a retry
+    if (resendable_ && has_event && !event.http_request().more_body()) {
+      retry_body_ = event.http_request().body();  // whole: kept for a retry
     } else {
-      retryable_ = false;
+      resendable_ = false;
     }
     v1::Scope scope = *std::move(unsent_open_);
     unsent_open_.reset();
     OpenInstance(std::move(scope), has_event ? &event : nullptr);
     return;
   }
-  retryable_ = false;
+  resendable_ = false;
   SendToWorker(std::move(event));
 }
 
@@ -327,6 +327,8 @@ void HttpSession::HandleClose(const v1::Close& close) {
   }
   auto& metrics = context_.metrics;
   if (close.reason() == v1::Close::REASON_REJECTED) {
+    // The worker filled up or began draining as the Open crossed: no instance saw the request.
+    if (Retry(/*refused=*/true)) return;
     metrics.unavailable.Inc();
     return Answer(503, "Service Unavailable: no worker has room\n", &metrics.rejected_worker_full);
   }
@@ -346,27 +348,23 @@ void HttpSession::HandleWorkerError(std::string_view why) {
 void HttpSession::HandleLinkLost() {
   if (response_ && response_->state() == ResponseFramer::State::kComplete) return;
   if (response_ && response_->head_written()) return ClientGone();
-  if (Retry()) return;
+  if (Retry(/*refused=*/false)) return;
+  context_.metrics.http_not_retried.Inc();
   Answer(502, "Bad Gateway: the worker went away and the request could not be retried\n", nullptr);
 }
 
-bool HttpSession::Retry() {
-  auto& metrics = context_.metrics;
-  std::shared_ptr<Link> link;
-  if (retryable_ && phase_ == Phase::kWaiting && parser_ && retries_ < kMaxRetries) {
-    link = context_.picker.Pick();
-  }
-  if (!link) {
-    metrics.http_not_retried.Inc();
+bool HttpSession::Retry(bool refused) {
+  if (!resendable_ || !(refused || idempotent_) || phase_ != Phase::kWaiting || !parser_ ||
+      retries_ >= kMaxRetries) {
     return false;
   }
   const auto& request = parser_->header();
   auto scope = BuildScope(request, parser_->fields(), /*websocket=*/false, addresses_->first,
                           addresses_->second, context_.options.root_path);
-  if (!scope.ok()) {  // cannot happen: it was built from the same header once already
-    metrics.http_not_retried.Inc();
-    return false;
-  }
+  if (!scope.ok()) return false;  // cannot happen: it was built from the same header before
+  std::shared_ptr<Link> link = context_.picker.Pick();
+  if (!link) return false;
+  auto& metrics = context_.metrics;
   ++retries_;
   metrics.http_retried.Inc();
   response_.emplace(request.method() == http::verb::head, request.version() == 10,
@@ -388,7 +386,7 @@ void HttpSession::Answer(unsigned status, std::string_view body, Counter* reason
   const bool request_read = parser_ ? parser_->is_done() : phase_ == Phase::kWaiting;
   const bool keep = keep_alive_ && request_read && !draining_;
   parser_.reset();
-  retryable_ = false;
+  resendable_ = false;
   std::string().swap(retry_body_);
   close_after_ = !keep;
   phase_ = keep ? Phase::kWaiting : Phase::kClosing;
@@ -406,7 +404,7 @@ void HttpSession::EndResponse() {
   response_.reset();
   unsent_open_.reset();
   parser_.reset();  // kept for a retry until now
-  retryable_ = false;
+  resendable_ = false;
   std::string().swap(retry_body_);
   if (close_after_ || draining_ || phase_ != Phase::kWaiting) {
     // Not keep-alive, or answered before the request was read whole: close after draining

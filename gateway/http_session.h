@@ -71,9 +71,10 @@ class HttpSession final : public ClientSession {
   void Answer(unsigned status, std::string_view body, Counter* reason);
   void EndResponse();
   void ClientGone();
-  /// The worker was lost before any response byte reached the client: sends the request to
-  /// another worker if it is idempotent and was kept whole. False when it cannot (502).
-  bool Retry();
+  /// Sends the request to another worker, when no response byte reached the client and it was
+  /// kept whole: after a refusal (`refused`: no instance saw it) whatever its method, after a
+  /// lost worker only if it is idempotent. False when it cannot (then 503 or 502).
+  bool Retry(bool refused);
 
   const bool over_limit_;
   Phase phase_ = Phase::kIdle;
@@ -82,14 +83,15 @@ class HttpSession final : public ClientSession {
   bool close_after_ = false;  // the answer being written says connection: close
   bool draining_ = false;
   bool read_stalled_ = false;  // counted once per stall
-  // The request is idempotent and kept whole (its header in parser_, its body in
-  // retry_body_: only a body read whole before the Open), so it can be sent again.
-  bool retryable_ = false;
+  // The request is kept whole (its header in parser_, its body in retry_body_: only a body
+  // read whole before the Open), so it can be sent again; idempotent_: also after a lost worker.
+  bool resendable_ = false;
+  bool idempotent_ = false;
   uint8_t retries_ = 0;
   std::string retry_body_;
   // The client's and our address as scopes carry them, made once per connection.
   std::optional<std::pair<v1::Address, v1::Address>> addresses_;
-  std::optional<RequestParser> parser_;     // while a request is read (and, retryable, answered)
+  std::optional<RequestParser> parser_;     // while a request is read (and, resendable, answered)
   std::optional<v1::Scope> unsent_open_;    // until the first body piece goes with it
   std::optional<ResponseFramer> response_;  // while a request is open
 };

@@ -13,8 +13,9 @@ constexpr char kMovesHelp[] =
     "none could take them (1012) or they moved too often (1011)";
 constexpr char kRetries[] = "sluice_gateway_http_retries_total";
 constexpr char kRetriesHelp[] =
-    "HTTP requests whose worker was lost before any response byte: sent to another worker, or "
-    "answered 502 (not idempotent, body not kept, no worker)";
+    "HTTP requests sent to another worker after theirs was lost before any response byte or "
+    "refused them (retried), or answered 502 after a loss (failed: not idempotent, body not "
+    "kept, no worker)";
 constexpr char kStalls[] = "sluice_gateway_credit_stalls_total";
 constexpr char kStallsHelp[] = "Times a connection ran out of credit, by direction";
 

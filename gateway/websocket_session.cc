@@ -221,14 +221,11 @@ void WebSocketSession::HandleClose(const v1::Close& close) {
     metrics.handed_over.Inc();
     return Move();
   }
-  // An open connection is only ever rejected when it moves (the worker filled up or began
-  // draining meanwhile): it tries the next one.
-  if (close.reason() == v1::Close::REASON_REJECTED && phase_ == Phase::kOpen) return Move();
+  // A refusal means the worker filled up or began draining as the Open crossed: no instance
+  // saw it, so an open connection moves on and a handshake starts again on the next worker.
+  if (close.reason() == v1::Close::REASON_REJECTED) return Move();
   if (phase_ == Phase::kConnecting) {
-    // Ended before accepting: a refusal (full), a failure, or a plain denial.
-    if (close.reason() == v1::Close::REASON_REJECTED) {
-      return Deny(503, "Service Unavailable: no worker has room\n", &metrics.rejected_worker_full);
-    }
+    // Ended before accepting: a failure or a plain denial.
     if (close.reason() == v1::Close::REASON_APP_ERROR) {
       return Deny(500, "Internal Server Error\n", &metrics.app_errors);
     }

@@ -274,7 +274,8 @@ def test_rolling_restart_by_sigterm_loses_nothing(start_worker, start_gateway):
     closed = run_load(load, roll)
     load.report("rolling restart")
     samples = scrape_metrics(gateway.admin_port)
-    print(f"handed over {metric(samples, HANDOVERS):.0f}, moved {metric(samples, MOVED):.0f}")
+    print(f"handed over {metric(samples, HANDOVERS):.0f}, moved {metric(samples, MOVED):.0f}, "
+          f"GETs sent again {metric(samples, RETRIED):.0f}")
     load.check(closed)
     assert metric(samples, HANDOVERS) > 0
 

@@ -296,6 +296,31 @@ TEST_F(HttpSessionTest, RetriesAreBoundedThen502) {
   EXPECT_EQ(h_.metrics().http_not_retried.value(), 1u);
 }
 
+// A refusal (the worker filled up or began draining as the Open crossed) means no instance saw
+// the request: it goes to the next worker whatever its method, at most kMaxRetries times.
+TEST_F(HttpSessionTest, ARefusedRequestGoesToTheNextWorkerEvenAPost) {
+  Open();
+  h_.ClientSends("POST /order HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody");
+  v1::Envelope refused;
+  refused.mutable_close()->set_reason(v1::Close::REASON_REJECTED);
+  for (int i = 0; i < HttpSession::kMaxRetries; ++i) {
+    refused.set_connection_id(h_.TakeSent()[0].connection_id());
+    h_.AnotherWorker();
+    h_.WorkerSends({refused});
+    EXPECT_EQ(h_.ClientReads(), "");
+  }
+  auto sent = h_.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_TRUE(sent[0].has_open());
+  EXPECT_EQ(sent[0].open().scope().method(), "POST");
+  EXPECT_EQ(sent[0].events(0).http_request().body(), "body");
+  EXPECT_EQ(h_.metrics().http_retried.value(), 2u);
+  refused.set_connection_id(sent[0].connection_id());
+  h_.WorkerSends({refused});
+  EXPECT_EQ(h_.ClientReads().rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u);
+  EXPECT_EQ(h_.metrics().rejected_worker_full.value(), 1u);
+}
+
 // A POST may have had effects: never sent twice.
 TEST_F(HttpSessionTest, LinkLostBeforeTheResponseGets502ForANonIdempotentRequest) {
   Open();

@@ -339,6 +339,26 @@ TEST_F(WebSocketSessionTest, AnUnansweredHandshakeConnectsAgainElsewhere) {
   EXPECT_EQ(h_.ClientReads().rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u);
 }
 
+// A handshake refused by a worker that filled up or began draining as the Open crossed starts
+// again on the next worker; when none has room the client gets 503.
+TEST_F(WebSocketSessionTest, ARefusedHandshakeConnectsOnTheNextWorkerOr503) {
+  v1::Envelope refused;
+  refused.set_connection_id(Connect());
+  refused.mutable_close()->set_reason(v1::Close::REASON_REJECTED);
+  h_.AnotherWorker();
+  h_.WorkerSends({refused});
+  auto sent = h_.TakeSent();
+  ASSERT_EQ(sent.size(), 1u);
+  ASSERT_TRUE(sent[0].has_open());
+  EXPECT_TRUE(sent[0].events(0).has_websocket_connect());
+  EXPECT_EQ(h_.ClientReads(), "");
+  h_.picker().full = true;
+  refused.set_connection_id(sent[0].connection_id());
+  h_.WorkerSends({refused});
+  EXPECT_EQ(h_.ClientReads().rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u);
+  EXPECT_EQ(h_.metrics().rejected_no_worker.value(), 1u);
+}
+
 // Moving again and again within a minute means the connection takes workers down: 1011.
 TEST_F(WebSocketSessionTest, MovingTooOftenClosesWith1011) {
   ConnectAndAccept();
