@@ -23,6 +23,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,12 @@ HOLD_CONCURRENCY = 64  # handshakes in flight while opening held sockets
 SCALING_WORKERS = (1, 2, 4)
 SCALING_HELD = (1000, 5000, 10000)
 SCALING_CONNECTIONS = (50, 200, 500, 1000)
+# Broadcast runs: (members, messages published per second). The first in one gateway with the
+# in-memory layer; the second across two gateways and two workers on the Redis layer.
+BROADCAST_RUNS = ((1000, 10, 1), (10000, 2, 2))
+BROADCAST_SMOKE = ((100, 10, 1),)
+BROADCAST_SIZE = 64
+BROADCAST_PATH = "/ws/chat/bench"
 
 
 class SetupError(Exception):
@@ -224,12 +231,13 @@ def local_ports():
 class Target:
     """One system under test: its processes and client port."""
 
-    def __init__(self, key, label, kind, procs, port, settings=None):
+    def __init__(self, key, label, kind, procs, port, settings=None, ports=None):
         self.key = key
         self.label = label
         self.kind = kind
         self.procs = procs
         self.port = port
+        self.ports = ports or [port]  # every gateway's client port
         self.settings = settings or {}
 
     @property
@@ -291,13 +299,39 @@ def start_direct(ctx):
     return target
 
 
-def start_sluice(ctx, workers, threads=None, build=None):
-    """One gateway and `workers` workers; `threads` event-loop threads in each process
-    (default: the processes' own default, one per usable core); binaries from `build`
-    (default: the tree under test)."""
-    key = f"sluice-{workers}w" + (f"-{threads}t" if threads else "") + ("-compare" if build else "")
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(ctx):
+    """A private redis-server on a free loopback port, without persistence."""
+    exe = shutil.which("redis-server")
+    if not exe:
+        raise SetupError("redis-server not found (scripts/setup.sh installs it)")
+    port = free_port()
+    proc = Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", str(ctx.log_dir)], ctx.log_dir)
+    proc.wait_line(r"Ready to accept connections")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_sluice(ctx, workers, threads=None, build=None, gateways=1, redis=False):
+    """`gateways` gateways and `workers` workers; `threads` event-loop threads in each
+    process (default: the processes' own default, one per usable core); binaries from `build`
+    (default: the tree under test); `redis`: the gateways share a private redis-server's
+    channel layer (else each has the in-memory one)."""
+    key = (f"sluice-{workers}w" + (f"-{gateways}g" if gateways > 1 else "")
+           + ("-redis" if redis else "") + (f"-{threads}t" if threads else "")
+           + ("-compare" if build else ""))
     thread_args = ["--threads", str(threads)] if threads else []
     procs = []
+    layer_args = []
+    if redis:
+        redis_proc, url = start_redis(ctx)
+        procs.append(redis_proc)
+        layer_args = ["--layer", url]
     addresses = []
     for i in range(workers):
         proc = Proc(f"{key}-worker{i + 1}", [
@@ -307,29 +341,36 @@ def start_sluice(ctx, workers, threads=None, build=None):
         procs.append(proc)
         match = proc.wait_line(r"^sluice-worker listening on ([^\s]+:\d+)$")
         addresses.append(match.group(1))
-    gateway = Proc(f"{key}-gateway", [
-        str(ctx.bin("gateway/sluice-gateway", build)), "--listen", "127.0.0.1:0",
-        "--admin", "127.0.0.1:0", "--workers", ",".join(addresses)] + thread_args, ctx.log_dir)
-    procs.insert(0, gateway)
-    port = int(gateway.wait_line(r"^sluice-gateway listening on [^\s]+:(\d+)$").group(1))
-    admin = int(gateway.wait_line(r"^sluice-gateway admin on [^\s]+:(\d+)$").group(1))
+    ports = []
+    for g in range(gateways):
+        gateway = Proc(f"{key}-gateway{g + 1}", [
+            str(ctx.bin("gateway/sluice-gateway", build)), "--listen", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0", "--workers", ",".join(addresses)]
+            + layer_args + thread_args, ctx.log_dir)
+        procs.insert(g, gateway)
+        ports.append(int(gateway.wait_line(
+            r"^sluice-gateway listening on [^\s]+:(\d+)$").group(1)))
+        admin = int(gateway.wait_line(r"^sluice-gateway admin on [^\s]+:(\d+)$").group(1))
 
-    # Every link up before measuring, or the first seconds go to fewer workers. /readyz says
-    # "N workers ready"; if its wording changes, a 200 is taken as enough.
-    def ready():
-        status, body = http_get(admin, "/readyz")
-        if status != 200:
-            return False
-        match = re.match(r"\s*(\d+)", body)
-        return match is None or int(match.group(1)) >= workers
+        # Every link up before measuring, or the first seconds go to fewer workers. /readyz
+        # says "N workers ready"; if its wording changes, a 200 is taken as enough.
+        def ready(admin=admin):
+            status, body = http_get(admin, "/readyz")
+            if status != 200:
+                return False
+            match = re.match(r"\s*(\d+)", body)
+            return match is None or int(match.group(1)) >= workers
 
-    wait_until(ready, START_TIMEOUT, f"sluice gateway /readyz with {workers} workers ready")
-    label = f"sluice 1+{workers}" + (f", {threads} thread each" if threads else "")
+        wait_until(ready, START_TIMEOUT, f"sluice gateway /readyz with {workers} workers ready")
+    label = (f"sluice {gateways}+{workers}" + (", Redis layer" if redis else "")
+             + (f", {threads} thread each" if threads else ""))
     if build:
         label += f" ({build.name})"
-    target = Target(key, label, "sluice", procs, port,
-                    {"workers": workers, "worker_capacity": ctx.worker_capacity,
-                     "threads": threads or "default (one per usable core)"})
+    target = Target(key, label, "sluice", procs, ports[0],
+                    {"gateways": gateways, "workers": workers,
+                     "worker_capacity": ctx.worker_capacity,
+                     "layer": "redis" if redis else "memory",
+                     "threads": threads or "default (one per usable core)"}, ports)
     wait_hello(target)
     return target
 
@@ -572,6 +613,135 @@ def measure_memory(ctx, target, sockets):
     return figures
 
 
+def measure_broadcast(ctx, target, members, rate):
+    """Fan-out through a chat room: `members` WebSockets spread over the target's gateways,
+    one publishing `rate` messages a second for the run's duration; latency from publication
+    to each member, delivered against expected, and the servers' CPU per 1000 deliveries."""
+    limit = nofile_limit()
+    if members + SPARE_FDS > limit:
+        return {"members": members, "skipped": f"{members} members need {members + SPARE_FDS} "
+                                               f"descriptors; the nofile limit is {limit}"}
+    urls = []
+    for port in target.ports:
+        urls += ["--url", f"ws://127.0.0.1:{port}{BROADCAST_PATH}"]
+    grace = 10
+    args = ["broadcast"] + urls + [
+        "--connections", str(members), "--rate", str(rate), "--duration", str(ctx.duration),
+        "--warmup", str(ctx.warmup), "--size", str(BROADCAST_SIZE), "--threads", "1",
+        "--concurrency", str(HOLD_CONCURRENCY), "--open-timeout", "120", "--grace", str(grace)]
+    proc = start_ws_tool(ctx, args, subprocess.DEVNULL)
+    reader = LineReader(proc.stdout)
+    deadline = time.monotonic() + 120 + ctx.warmup + ctx.duration + grace + 30
+    window = cpu = result = None
+    try:
+        while True:
+            line = reader.readline(deadline)
+            if line is None:
+                raise SetupError(f"{target.label}: sluice-bench-ws broadcast did not finish")
+            if line == "":
+                break
+            message = json.loads(line)
+            if message.get("event") == "begin":
+                generator = cpu_seconds([proc.pid])
+                window = Window(target.pids)
+            elif message.get("event") == "end" and window:
+                cpu = window.close(cpu_seconds([proc.pid]) - generator)
+            elif message.get("mode") == "broadcast":
+                result = message
+    finally:
+        finish_tool(proc)
+    if result is None or result["delivered"] == 0:
+        raise SetupError(f"{target.label}: broadcast delivered nothing "
+                         f"(see {ctx.log_dir}/sluice-bench-ws.log): {result}")
+    figures = {k: result[k] for k in (
+        "members", "rate", "published", "expected", "delivered", "lost", "duplicates",
+        "out_of_order", "complete", "deliveries_per_s", "latency_us", "dropped", "errors")}
+    figures.update({"size": BROADCAST_SIZE, "gateways": len(target.ports),
+                    "duration_s": ctx.duration})
+    if cpu:
+        figures.update({
+            "cpu_s": round(cpu["server_cpu_s"], 3),
+            "cpu_s_per_1000": round(cpu["server_cpu_s"] * 1000 / result["delivered"], 5),
+            "generator_cpu_s": cpu["generator_cpu_s"], "other_cores": cpu["other_cores"],
+            "other_niced_cores": cpu["other_niced_cores"], "steal_cores": cpu["steal_cores"],
+        })
+    return figures
+
+
+def run_broadcast(ctx, results):
+    """Broadcast through a group (issue 7, item 4): the direct server's in-process room
+    against sluice's channel layer, same members and rate, one run after the other."""
+    rows = []
+    for members, rate, gateways in (BROADCAST_SMOKE if ctx.smoke else BROADCAST_RUNS):
+        row = {"members": members, "rate": rate, "gateways": gateways}
+        redis = gateways > 1
+        if redis and not shutil.which("redis-server"):
+            row["skipped"] = "redis-server not installed"
+            rows.append(row)
+            continue
+        for name, start in (
+                ("direct", lambda: start_direct(ctx)),
+                ("sluice", lambda: start_sluice(ctx, gateways, gateways=gateways, redis=redis))):
+            try:
+                target = start_clean(start)
+                try:
+                    row[name] = measure_broadcast(ctx, target, members, rate)
+                    row[f"{name}_label"] = target.label
+                finally:
+                    target.stop()
+            except (SetupError, OSError, ValueError, KeyError) as e:
+                log(f"FAILED: broadcast {name}, {members} members: {e}")
+                results["errors"].append({"target": f"broadcast {name} {members}",
+                                          "error": str(e)})
+                continue
+            figures = row[name]
+            if "skipped" in figures:
+                log(f"broadcast: {name}, {members} members: skipped ({figures['skipped']})")
+                continue
+            log(f"broadcast: {name}, {members} members at {rate}/s: p50 "
+                f"{figures['latency_us']['p50']:,.0f} µs, p99 {figures['latency_us']['p99']:,.0f}"
+                f" µs, {figures['delivered']:,} of {figures['expected']:,} delivered")
+        rows.append(row)
+    return rows
+
+
+def markdown_broadcast(rows):
+    out = [f"Broadcast through a group ({BROADCAST_SIZE} B text, one publisher, every member "
+           "timed from publication):", "",
+           "| members | msg/s published | target | p50 µs | p99 µs | max µs | delivered / expected "
+           "| duplicates | CPU-s per 1000 deliveries |",
+           "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        if "skipped" in row:
+            out.append(f"| {row['members']:,} | {row['rate']} | skipped: {row['skipped']} "
+                       "| | | | | | |")
+            continue
+        base = row.get("direct") or {}
+        for name in ("direct", "sluice"):
+            f = row.get(name)
+            if not f:
+                continue
+            if "skipped" in f:
+                out.append(f"| {row['members']:,} | {row['rate']} | {name}: {f['skipped']} "
+                           "| | | | | | |")
+                continue
+            lat, blat = f["latency_us"], base.get("latency_us") if f is not base else None
+            cpu_base = base.get("cpu_s_per_1000") if f is not base else None
+
+            def with_ratio(value, base_value, fmt="{:,.0f}"):
+                text = fmt.format(value)
+                return text + (f" ({value / base_value:.2f}×)" if base_value else "")
+
+            out.append(
+                f"| {row['members']:,} | {row['rate']} | {row.get(name + '_label', name)} "
+                f"| {with_ratio(lat['p50'], blat and blat['p50'])} "
+                f"| {with_ratio(lat['p99'], blat and blat['p99'])} | {lat['max']:,.0f} "
+                f"| {f['delivered']:,} / {f['expected']:,} | {f['duplicates']} "
+                f"| {with_ratio(f['cpu_s_per_1000'], cpu_base, '{:.4f}') if 'cpu_s_per_1000' in f else '–'} |")
+    out.append("")
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------------------- report
 
 METRICS = [
@@ -687,6 +857,9 @@ def noise_notes(results):
     for row in scaling.get("latency") or []:
         for name in ("direct", "sluice"):
             measured.append((f"{name} WS {row['connections']} connections", row.get(name) or {}))
+    for row in results.get("broadcast") or []:
+        for name in ("direct", "sluice"):
+            measured.append((f"{name} broadcast to {row['members']}", row.get(name) or {}))
     notes, seen = [], set()
     for label, figures in measured:
         other, steal = figures.get("other_cores", 0), figures.get("steal_cores", 0)
@@ -1024,7 +1197,7 @@ def main():
     parser.add_argument("--smoke", action="store_true",
                         help="a few seconds in all: 1 s figures, 200 held sockets, no peers, "
                              "no scaling")
-    parser.add_argument("--only", choices=("http", "ws", "memory", "scaling"))
+    parser.add_argument("--only", choices=("http", "ws", "memory", "scaling", "broadcast"))
     parser.add_argument("--idle-sockets", type=int, default=0,
                         help="WebSockets held for the memory figure (default 2000; smoke 200)")
     parser.add_argument("--no-peers", action="store_true", help="skip uvicorn and Daphne")
@@ -1044,7 +1217,8 @@ def main():
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix=f"logs-{stamp}-", dir=RESULTS_DIR))
     ctx = Context(args, log_dir)
-    figures = ("memory", "http", "ws") if args.only in (None, "scaling") else (args.only,)
+    figures = (("memory", "http", "ws") if args.only in (None, "scaling", "broadcast")
+               else (args.only,))
     mode = "smoke" if args.smoke else ("full" if args.only is None else f"only-{args.only}")
     results = {
         "timestamp": stamp, "mode": mode, "host": host_info(),
@@ -1063,7 +1237,7 @@ def main():
         log(f"{mode} run; {ctx.duration} s per figure; nofile limit {nofile_limit()}; "
             f"logs in {log_dir}")
         starts = []
-        if args.only != "scaling":
+        if args.only not in ("scaling", "broadcast"):
             starts = [("direct", lambda: start_direct(ctx)),
                       ("sluice 1+1", lambda: start_sluice(ctx, 1)),
                       ("sluice 1+2", lambda: start_sluice(ctx, 2)),
@@ -1091,6 +1265,9 @@ def main():
                 failed = True
         if args.only == "scaling" or (args.only is None and not args.smoke):
             results["scaling"] = run_scaling(ctx, results)
+        if args.only in (None, "broadcast"):
+            log("broadcast")
+            results["broadcast"] = run_broadcast(ctx, results)
         failed = failed or bool(results["errors"])
     except KeyboardInterrupt as e:
         log(f"interrupted ({e or 'SIGINT'}); stopping everything")
@@ -1114,6 +1291,8 @@ def main():
         report += [table, ""]
     if results.get("scaling"):
         report += [markdown_scaling(results["scaling"])]
+    if results.get("broadcast"):
+        report += [markdown_broadcast(results["broadcast"])]
     noise = noise_notes(results)
     if noise:
         report += [noise]

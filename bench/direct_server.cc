@@ -1,5 +1,6 @@
-// sluice-bench-direct: the benchmark's yardstick. It serves the demo's two benchmark routes
-// (GET /hello, WebSocket echo at /ws/echo) straight from Boost.Beast, with no hop, so the
+// sluice-bench-direct: the benchmark's yardstick. It serves the demo's benchmark routes
+// (GET /hello, WebSocket echo at /ws/echo, the chat room /ws/chat/{room} that sends each text
+// to every member) straight from Boost.Beast, with no hop, so the
 // benchmark can say what sluice's gateway-worker hop costs. It is written the way a good
 // single-threaded Beast server is: one io_context run by one thread, one session object per
 // connection, the read buffer kept across requests and messages, responses written from the
@@ -11,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -18,11 +20,14 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <chrono>
+#include <deque>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace {
@@ -37,12 +42,28 @@ constexpr std::string_view kHello = "Hello, world";
 constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr std::uint64_t kMaxBodyBytes = 64 << 20;
 constexpr std::size_t kMaxWebSocketMessage = 1 << 20;
+// Chat messages waiting for one member's socket; a member further behind is closed.
+constexpr std::size_t kMaxQueued = 1024;
+constexpr std::string_view kChatPrefix = "/ws/chat/";
 
-// One WebSocket: read a message into the kept buffer, write the same bytes back with the
-// same opcode, repeat. One read and one write at a time, as Beast requires.
+class WebSocketSession;
+// The chat rooms' members, by room name (one thread: no lock).
+using Rooms = std::unordered_map<std::string, std::unordered_set<WebSocketSession*>>;
+
+// One WebSocket. Echo: read a message into the kept buffer, write the same bytes back with
+// the same opcode, repeat. Chat (a room): each text read is queued to every member of the
+// room, this one included. One read and one write at a time, as Beast requires.
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
-  explicit WebSocketSession(tcp::socket socket) : ws_(std::move(socket)) {}
+  explicit WebSocketSession(tcp::socket socket, Rooms* rooms = nullptr, std::string room = {})
+      : ws_(std::move(socket)), rooms_(rooms), room_(std::move(room)) {}
+  ~WebSocketSession() {
+    if (!rooms_) return;
+    auto it = rooms_->find(room_);
+    if (it == rooms_->end()) return;
+    it->second.erase(this);
+    if (it->second.empty()) rooms_->erase(it);
+  }
 
   // Beast builds the handshake response from the request before returning, so the request
   // need not outlive the call.
@@ -50,11 +71,32 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(kMaxWebSocketMessage);
     ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
-      if (!ec) self->Read();
+      if (ec) return;
+      if (self->rooms_) (*self->rooms_)[self->room_].insert(self.get());
+      self->Read();
     });
   }
 
  private:
+  void Enqueue(const std::shared_ptr<const std::string>& message) {
+    if (queue_.size() >= kMaxQueued) {
+      beast::get_lowest_layer(ws_).close();  // too far behind: the pending operations end
+      return;
+    }
+    queue_.push_back(message);
+    if (queue_.size() == 1) WriteQueued();
+  }
+
+  void WriteQueued() {
+    ws_.text(true);
+    ws_.async_write(net::buffer(*queue_.front()),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      if (ec) return self->queue_.clear();
+                      self->queue_.pop_front();
+                      if (!self->queue_.empty()) self->WriteQueued();
+                    });
+  }
+
   void Read() {
     ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->OnRead(ec);
@@ -63,6 +105,15 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   void OnRead(beast::error_code ec) {
     if (ec) return;  // closed by the client or broken: the session ends with its last handler
+    if (rooms_) {
+      const auto message =
+          std::make_shared<const std::string>(beast::buffers_to_string(buffer_.data()));
+      buffer_.consume(buffer_.size());
+      // A member closed for being too far behind leaves the room when its handlers end,
+      // later: the set does not change under this loop.
+      for (WebSocketSession* member : (*rooms_)[room_]) member->Enqueue(message);
+      return Read();
+    }
     ws_.text(ws_.got_text());
     ws_.async_write(buffer_.data(), [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;
@@ -73,6 +124,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   websocket::stream<tcp::socket> ws_;
   beast::flat_buffer buffer_;
+  Rooms* rooms_;
+  std::string room_;
+  std::deque<std::shared_ptr<const std::string>> queue_;  // chat: at most kMaxQueued
 };
 
 // One HTTP/1.1 connection: keep-alive requests one after the other (pipelined requests wait
@@ -80,7 +134,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 // WebSocketSession.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  explicit HttpSession(tcp::socket socket) : socket_(std::move(socket)) {}
+  HttpSession(tcp::socket socket, Rooms& rooms) : socket_(std::move(socket)), rooms_(rooms) {}
 
   void Start() { Read(); }
 
@@ -101,6 +155,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (websocket::is_upgrade(request)) {
       if (request.target() == "/ws/echo") {
         std::make_shared<WebSocketSession>(std::move(socket_))->Start(request);
+        return;
+      }
+      const std::string_view target = request.target();
+      if (target.size() > kChatPrefix.size() &&
+          target.substr(0, kChatPrefix.size()) == kChatPrefix) {
+        std::make_shared<WebSocketSession>(std::move(socket_), &rooms_,
+                                           std::string(target.substr(kChatPrefix.size())))
+            ->Start(request);
         return;
       }
       return Respond(request, http::status::not_found, "Not found");
@@ -135,6 +197,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   tcp::socket socket_;
+  Rooms& rooms_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> response_;
@@ -142,8 +205,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& io, tcp::acceptor& acceptor)
-      : io_(io), acceptor_(acceptor), backoff_(io) {}
+  Listener(net::io_context& io, tcp::acceptor& acceptor, Rooms& rooms)
+      : io_(io), acceptor_(acceptor), rooms_(rooms), backoff_(io) {}
 
   void Accept() {
     acceptor_.async_accept(
@@ -159,7 +222,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
             return;
           }
           socket.set_option(tcp::no_delay(true), ec);  // as the gateway does
-          std::make_shared<HttpSession>(std::move(socket))->Start();
+          std::make_shared<HttpSession>(std::move(socket), self->rooms_)->Start();
           self->Accept();
         });
   }
@@ -167,6 +230,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
  private:
   net::io_context& io_;
   tcp::acceptor& acceptor_;
+  Rooms& rooms_;
   net::steady_timer backoff_;
 };
 
@@ -183,9 +247,9 @@ void RaiseDescriptorLimit() {
 int Usage(int code) {
   (code == 0 ? std::cout : std::cerr)
       << "usage: sluice-bench-direct [--listen HOST:PORT]\n"
-         "Serves GET /hello and a WebSocket echo at /ws/echo from one thread, no hop: the\n"
-         "benchmark's baseline. --listen defaults to 127.0.0.1:8080; port 0 picks a free "
-         "port.\n";
+         "Serves GET /hello, a WebSocket echo at /ws/echo and chat rooms at /ws/chat/{room}\n"
+         "from one thread, no hop: the benchmark's baseline. --listen defaults to\n"
+         "127.0.0.1:8080; port 0 picks a free port.\n";
   return code;
 }
 
@@ -211,6 +275,7 @@ int main(int argc, char** argv) {
   }
 
   RaiseDescriptorLimit();
+  Rooms rooms;            // outlives the io_context, whose sessions leave it as they end
   net::io_context io(1);  // one thread: lets Asio skip some locking
   tcp::acceptor acceptor(io);
   beast::error_code ec;
@@ -232,7 +297,7 @@ int main(int argc, char** argv) {
 
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&io](beast::error_code, int) { io.stop(); });
-  std::make_shared<Listener>(io, acceptor)->Accept();
+  std::make_shared<Listener>(io, acceptor, rooms)->Accept();
 
   std::cout << "sluice-bench-direct listening on " << host << ":"
             << acceptor.local_endpoint().port() << std::endl;

@@ -9,7 +9,13 @@
 //              JSON line once all are open, holds them until stdin closes, a signal, or
 //              --hold seconds; with --check, sends a message on each and counts the echoes
 //              before closing; prints one JSON object.
-//   broadcast  reserved: fan-out through a group, once sluice has a channel layer.
+//   broadcast  N connections join one chat room (a group: the demo's /ws/chat/{room}, which
+//              sends each text to every member), spread over one or more --url (several
+//              gateways). The first connection publishes --rate messages per second for
+//              D seconds, each stamped with its number and send time; every member times
+//              each message from its publication and checks it arrives once, in order.
+//              Prints {"event": "begin"} and {"event": "end"} around the publishing and
+//              delivery, then the result: p50/p99, delivered/expected, lost, duplicates.
 //
 // One io_context per thread (--threads), each owning its share of the connections, so the
 // generator needs no locks and stays cheap next to the server it loads. Messages go out from
@@ -29,11 +35,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -64,11 +72,16 @@ constexpr auto kGrace = std::chrono::seconds(5);
 
 enum class Mode { kEcho, kHold, kBroadcast };
 
-struct Options {
-  Mode mode = Mode::kEcho;
+// Where connections go: a server and the path to upgrade.
+struct Url {
   std::string host = "127.0.0.1";
   std::string port = "8080";
   std::string path = "/ws/echo";
+};
+
+struct Options {
+  Mode mode = Mode::kEcho;
+  std::vector<Url> urls;  // connection i goes to urls[i % size]; --url may repeat
   int connections = 50;
   std::size_t size = 32;
   bool binary = false;
@@ -80,7 +93,35 @@ struct Options {
   double hold = 0;           // hold mode: seconds to hold; 0: until stdin closes or a signal
   double max_hold = 600;     // hold mode: the bound of an open-ended hold
   bool check = false;        // hold mode: echo a message on each socket before closing
+  double rate = 10;          // broadcast: messages published per second
+  double grace = 10;         // broadcast: seconds after the last publication for deliveries
 };
+
+// A resolved --url.
+struct Target {
+  tcp::endpoint endpoint;
+  std::string host_header;
+  std::string path;
+};
+
+// A broadcast message's text: "b <number> <send time, steady ns>" padded with 'x' to --size.
+constexpr std::string_view kStampPrefix = "b ";
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// The number and send time of a broadcast message; false for any other text.
+bool ParseStamp(std::string_view text, uint64_t& number, int64_t& sent) {
+  if (text.substr(0, kStampPrefix.size()) != kStampPrefix) return false;
+  const char* p = text.data() + kStampPrefix.size();
+  const char* end = text.data() + text.size();
+  auto parsed = std::from_chars(p, end, number);
+  if (parsed.ec != std::errc() || parsed.ptr == end || *parsed.ptr != ' ') return false;
+  parsed = std::from_chars(parsed.ptr + 1, end, sent);
+  return parsed.ec == std::errc();
+}
 
 std::chrono::nanoseconds Seconds(double seconds) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -157,31 +198,39 @@ class Histogram {
 struct Progress {
   std::atomic<int> opened{0};
   std::atomic<int> failed{0};
-  std::atomic<int> finished{0};  // echo loops ended, or idle reads ended (hold)
-  std::atomic<int> dropped{0};   // hold: closed by the server or broken while held
-  std::atomic<int> checked{0};   // hold: check messages sent
-  std::atomic<int> alive{0};     // hold: check messages echoed
+  std::atomic<int> finished{0};        // echo loops ended, or idle reads ended (hold)
+  std::atomic<int> dropped{0};         // hold: closed by the server or broken while held
+  std::atomic<int> checked{0};         // hold: check messages sent
+  std::atomic<int> alive{0};           // hold: check messages echoed
+  std::atomic<uint64_t> delivered{0};  // broadcast: messages received once, by all members
+  std::atomic<uint64_t> published{0};  // broadcast: messages the publisher wrote
+  std::atomic<bool> publishing_done{false};
 };
 
 struct Connection {
-  explicit Connection(net::io_context& io) : ws(io) {}
+  Connection(net::io_context& io, const Target& target) : ws(io), target(target) {}
   websocket::stream<beast::tcp_stream> ws;
+  const Target& target;
   beast::flat_buffer buffer;
   bool open = false;
   bool check_sent = false;
   bool alive = false;
+  int64_t last = -1;  // broadcast: the number of the last message received
 };
 
 // One thread, its io_context and its share of the connections. Everything but Progress is
 // touched by that thread only, and read by main after the thread has ended.
 class Worker {
  public:
-  Worker(const Options& options, const tcp::endpoint& endpoint, const std::string& payload,
-         Progress& progress, int connections)
-      : options_(options), endpoint_(endpoint), payload_(payload), progress_(progress) {
-    host_header_ = options.host + ":" + options.port;
+  // Connections `first` .. `first + connections - 1` of the run, spread over the targets.
+  Worker(const Options& options, const std::vector<Target>& targets, const std::string& payload,
+         Progress& progress, int first, int connections)
+      : options_(options), payload_(payload), progress_(progress) {
     connections_.reserve(static_cast<std::size_t>(connections));
-    for (int i = 0; i < connections; ++i) connections_.push_back(std::make_unique<Connection>(io_));
+    for (int i = first; i < first + connections; ++i) {
+      connections_.push_back(
+          std::make_unique<Connection>(io_, targets[static_cast<std::size_t>(i) % targets.size()]));
+    }
   }
 
   ~Worker() { Stop(); }
@@ -198,6 +247,13 @@ class Worker {
       for (auto& c : connections_) {
         if (c->open) net::co_spawn(io_, EchoLoop(*c, begin, end), net::detached);
       }
+    });
+  }
+
+  // Broadcast: the first connection publishes `count` messages, one every `interval`.
+  void StartPublishing(Clock::time_point begin, uint64_t count, Clock::duration interval) {
+    net::post(io_, [this, begin, count, interval] {
+      net::co_spawn(io_, Publish(*connections_.front(), begin, count, interval), net::detached);
     });
   }
 
@@ -225,6 +281,8 @@ class Worker {
 
   const Histogram& latency() const { return latency_; }
   uint64_t messages() const { return messages_; }
+  uint64_t duplicates() const { return duplicates_; }
+  uint64_t out_of_order() const { return out_of_order_; }
   int errors() const { return errors_; }
   const std::string& first_error() const { return first_error_; }
 
@@ -245,7 +303,7 @@ class Worker {
   net::awaitable<void> Open(Connection& c) {
     auto& stream = beast::get_lowest_layer(c.ws);
     stream.expires_after(Seconds(options_.open_timeout));
-    auto [ec] = co_await stream.async_connect(endpoint_, kTuple);
+    auto [ec] = co_await stream.async_connect(c.target.endpoint, kTuple);
     if (!ec) {
       // From here on the WebSocket's own timeouts apply (Beast's advice), the handshake's only.
       stream.expires_never();
@@ -256,7 +314,7 @@ class Worker {
       timeout.idle_timeout = websocket::stream_base::none();
       timeout.keep_alive_pings = false;
       c.ws.set_option(timeout);
-      std::tie(ec) = co_await c.ws.async_handshake(host_header_, options_.path, kTuple);
+      std::tie(ec) = co_await c.ws.async_handshake(c.target.host_header, c.target.path, kTuple);
     }
     if (ec) {
       Fail("open", ec);
@@ -266,8 +324,10 @@ class Worker {
     c.ws.binary(options_.binary);
     c.open = true;
     ++progress_.opened;
-    // Held sockets keep a read posted, so pings are answered and a close is seen.
+    // Held sockets keep a read posted, so pings are answered and a close is seen; members
+    // of a broadcast read what the room sends them.
     if (options_.mode == Mode::kHold) net::co_spawn(io_, IdleRead(c), net::detached);
+    if (options_.mode == Mode::kBroadcast) net::co_spawn(io_, Receive(c), net::detached);
   }
 
   net::awaitable<void> EchoLoop(Connection& c, Clock::time_point begin, Clock::time_point end) {
@@ -326,6 +386,60 @@ class Worker {
     ++progress_.finished;
   }
 
+  // A member: times each broadcast message from its publication, once, in order.
+  net::awaitable<void> Receive(Connection& c) {
+    for (;;) {
+      auto [ec, read] = co_await c.ws.async_read(c.buffer, kTuple);
+      const int64_t now = SteadyNanos();
+      if (ec) {
+        if (!closing_) {
+          Fail("member", ec);
+          ++progress_.dropped;
+        }
+        c.open = false;
+        break;
+      }
+      const auto data = c.buffer.cdata();
+      const std::string_view text(static_cast<const char*>(data.data()), data.size());
+      uint64_t number = 0;
+      int64_t sent = 0;
+      if (ParseStamp(text, number, sent)) {
+        const auto n = static_cast<int64_t>(number);
+        if (n <= c.last) {
+          ++duplicates_;
+        } else {
+          if (n != c.last + 1) ++out_of_order_;  // a gap: an earlier one is late or lost
+          c.last = n;
+          ++messages_;
+          latency_.Record(now - sent);
+          ++progress_.delivered;
+        }
+      }
+      c.buffer.consume(c.buffer.size());
+    }
+    ++progress_.finished;
+  }
+
+  net::awaitable<void> Publish(Connection& c, Clock::time_point begin, uint64_t count,
+                               Clock::duration interval) {
+    net::steady_timer timer(io_);
+    std::string text;
+    for (uint64_t k = 0; k < count && c.open; ++k) {
+      timer.expires_at(begin + interval * static_cast<int64_t>(k));
+      co_await timer.async_wait(kTuple);
+      text = std::string(kStampPrefix) + std::to_string(k) + " " + std::to_string(SteadyNanos());
+      if (text.size() < payload_.size()) text.append(payload_.size() - text.size(), 'x');
+      auto [ec, written] = co_await c.ws.async_write(net::buffer(text), kTuple);
+      if (ec) {
+        Fail("publish", ec);
+        ++errors_;
+        break;
+      }
+      ++progress_.published;
+    }
+    progress_.publishing_done = true;
+  }
+
   net::awaitable<void> SendCheck(Connection& c) {
     c.check_sent = true;
     ++progress_.checked;
@@ -341,10 +455,8 @@ class Worker {
   }
 
   const Options& options_;
-  const tcp::endpoint endpoint_;
   const std::string& payload_;
   Progress& progress_;
-  std::string host_header_;
   // Declared before the connections, so their sockets go before the io_context does.
   net::io_context io_{1};
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
@@ -353,6 +465,8 @@ class Worker {
   bool closing_ = false;
   Histogram latency_;
   uint64_t messages_ = 0;
+  uint64_t duplicates_ = 0;
+  uint64_t out_of_order_ = 0;
   int errors_ = 0;
   std::string first_error_;
   std::thread thread_;
@@ -405,13 +519,15 @@ struct Run {
 };
 
 // Starts the threads and opens every connection; false on a stop signal.
-bool OpenAll(const Options& options, const tcp::endpoint& endpoint, Run& run) {
+bool OpenAll(const Options& options, const std::vector<Target>& targets, Run& run) {
   run.payload.assign(options.size, 'x');
+  int first = 0;
   for (int t = 0; t < options.threads; ++t) {
     const int share =
         options.connections / options.threads + (t < options.connections % options.threads ? 1 : 0);
     run.workers.push_back(
-        std::make_unique<Worker>(options, endpoint, run.payload, run.progress, share));
+        std::make_unique<Worker>(options, targets, run.payload, run.progress, first, share));
+    first += share;
   }
   for (auto& worker : run.workers) worker->Start();
   const Clock::time_point deadline = Clock::now() + Seconds(options.open_timeout);
@@ -444,13 +560,23 @@ std::string Quote(std::string_view text) {
   return out + "\"";
 }
 
-std::string Url(const Options& options) {
-  return "ws://" + options.host + ":" + options.port + options.path;
+std::string Urls(const Options& options) {
+  std::string out;
+  for (const Url& url : options.urls) {
+    out += (out.empty() ? "" : " ") + ("ws://" + url.host + ":" + url.port + url.path);
+  }
+  return out;
 }
 
-int RunEcho(const Options& options, const tcp::endpoint& endpoint) {
+// Brackets the measured window, so a caller can sample the servers' CPU time there.
+void PrintEvent(const char* event) {
+  std::printf("{\"event\": \"%s\"}\n", event);
+  std::fflush(stdout);
+}
+
+int RunEcho(const Options& options, const std::vector<Target>& targets) {
   Run run;
-  if (!OpenAll(options, endpoint, run)) {
+  if (!OpenAll(options, targets, run)) {
     for (auto& worker : run.workers) worker->Stop();
     return 130;
   }
@@ -465,8 +591,7 @@ int RunEcho(const Options& options, const tcp::endpoint& endpoint) {
         for (auto& worker : run.workers) worker->Stop();
         return 130;
       }
-      std::printf("{\"event\": \"%s\"}\n", event);
-      std::fflush(stdout);
+      PrintEvent(event);
     }
     WaitUntil([&] { return run.progress.finished >= open; }, end + kGrace);
   }
@@ -489,7 +614,7 @@ int RunEcho(const Options& options, const tcp::endpoint& endpoint) {
       "\"binary\": %s, \"threads\": %d, \"warmup_s\": %g, \"duration_s\": %g, "
       "\"messages\": %llu, \"messages_per_s\": %.1f, \"latency_us\": {\"p50\": %.1f, "
       "\"p90\": %.1f, \"p99\": %.1f, \"max\": %.1f, \"mean\": %.1f}, \"errors\": %d}\n",
-      Quote(Url(options)).c_str(), options.connections, open, options.size,
+      Quote(Urls(options)).c_str(), options.connections, open, options.size,
       options.binary ? "true" : "false", options.threads, options.warmup, options.duration,
       static_cast<unsigned long long>(messages), static_cast<double>(messages) / options.duration,
       us(static_cast<double>(latency.Quantile(0.50))),
@@ -500,10 +625,10 @@ int RunEcho(const Options& options, const tcp::endpoint& endpoint) {
   return open > 0 ? 0 : 1;
 }
 
-int RunHold(const Options& options, const tcp::endpoint& endpoint) {
+int RunHold(const Options& options, const std::vector<Target>& targets) {
   const Clock::time_point start = Clock::now();
   Run run;
-  if (!OpenAll(options, endpoint, run)) {
+  if (!OpenAll(options, targets, run)) {
     for (auto& worker : run.workers) worker->Stop();
     return 130;
   }
@@ -555,18 +680,94 @@ int RunHold(const Options& options, const tcp::endpoint& endpoint) {
       "{\"mode\": \"hold\", \"url\": %s, \"requested\": %d, \"open\": %d, \"failed\": %d, "
       "\"dropped\": %d, \"check\": %s, \"checked\": %d, \"alive\": %d, \"open_seconds\": %.3f, "
       "\"held_seconds\": %.3f, \"threads\": %d, \"concurrency\": %d}\n",
-      Quote(Url(options)).c_str(), options.connections, open, run.progress.failed.load(), dropped,
+      Quote(Urls(options)).c_str(), options.connections, open, run.progress.failed.load(), dropped,
       options.check ? "true" : "false", checked, alive, open_seconds, held_seconds, options.threads,
       options.concurrency);
   std::fflush(stdout);
   return open > 0 ? 0 : 1;
 }
 
-// The place for fan-out: M receivers join one group, one sender publishes, and the receivers
-// time each message from its publication. It needs sluice's channel layer, not built yet.
-int RunBroadcast(const Options& /*options*/, const tcp::endpoint& /*endpoint*/) {
-  std::cerr << "sluice-bench-ws: broadcast needs the channel layer, which is not built yet\n";
-  return 2;
+int RunBroadcast(const Options& options, const std::vector<Target>& targets) {
+  const Clock::time_point start = Clock::now();
+  Run run;
+  if (!OpenAll(options, targets, run)) {
+    for (auto& worker : run.workers) worker->Stop();
+    return 130;
+  }
+  const int open = run.progress.opened;
+  const double open_seconds = Since(start);
+  std::printf("{\"event\": \"open\", \"requested\": %d, \"open\": %d, \"seconds\": %.3f}\n",
+              options.connections, open, open_seconds);
+  std::fflush(stdout);
+  // The publisher is the first connection; without it, or with members missing, there is
+  // nothing fair to measure.
+  if (open < options.connections) {
+    std::cerr << "sluice-bench-ws: only " << open << " of " << options.connections
+              << " members joined; first error: " << FirstError(run) << "\n";
+    for (auto& worker : run.workers) worker->Stop();
+    return 1;
+  }
+  const auto count =
+      static_cast<uint64_t>(std::max(1.0, std::round(options.rate * options.duration)));
+  const auto interval =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1 / options.rate));
+  const Clock::time_point begin = Clock::now() + Seconds(options.warmup);
+  if (!WaitUntil([&] { return Clock::now() >= begin; }, begin + kGrace)) {
+    for (auto& worker : run.workers) worker->Stop();
+    return 130;
+  }
+  PrintEvent("begin");
+  run.workers.front()->StartPublishing(begin, count, interval);
+  const Clock::time_point last = begin + interval * static_cast<int64_t>(count - 1);
+  // Done when every member has every published message, or the grace after the last ran out.
+  const bool complete = WaitUntil(
+      [&] {
+        return run.progress.publishing_done &&
+               run.progress.delivered >= run.progress.published * static_cast<uint64_t>(open);
+      },
+      last + Seconds(options.grace));
+  const double seconds = Since(begin);
+  PrintEvent("end");
+  const uint64_t published = run.progress.published;
+  const int dropped = run.progress.dropped;
+  for (auto& worker : run.workers) worker->CloseAll();
+  WaitUntil([&] { return run.progress.finished >= open; }, Clock::now() + kGrace);
+  for (auto& worker : run.workers) worker->Stop();
+
+  Histogram latency;
+  uint64_t delivered = 0;
+  uint64_t duplicates = 0;
+  uint64_t out_of_order = 0;
+  int errors = 0;
+  for (const auto& worker : run.workers) {
+    latency.Merge(worker->latency());
+    delivered += worker->messages();
+    duplicates += worker->duplicates();
+    out_of_order += worker->out_of_order();
+    errors += worker->errors();
+  }
+  const uint64_t expected = published * static_cast<uint64_t>(open);
+  const std::string first_error = FirstError(run);
+  if (!first_error.empty()) std::cerr << "sluice-bench-ws: first error: " << first_error << "\n";
+  const auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  std::printf(
+      "{\"mode\": \"broadcast\", \"url\": %s, \"members\": %d, \"open\": %d, "
+      "\"open_seconds\": %.3f, \"size\": %zu, \"rate\": %g, \"duration_s\": %g, "
+      "\"published\": %llu, \"expected\": %llu, \"delivered\": %llu, \"lost\": %llu, "
+      "\"duplicates\": %llu, \"out_of_order\": %llu, \"complete\": %s, \"seconds\": %.3f, "
+      "\"deliveries_per_s\": %.1f, \"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, "
+      "\"p99\": %.1f, \"max\": %.1f, \"mean\": %.1f}, \"dropped\": %d, \"errors\": %d, "
+      "\"threads\": %d}\n",
+      Quote(Urls(options)).c_str(), options.connections, open, open_seconds, options.size,
+      options.rate, options.duration, static_cast<unsigned long long>(published),
+      static_cast<unsigned long long>(expected), static_cast<unsigned long long>(delivered),
+      static_cast<unsigned long long>(expected > delivered ? expected - delivered : 0),
+      static_cast<unsigned long long>(duplicates), static_cast<unsigned long long>(out_of_order),
+      complete ? "true" : "false", seconds, static_cast<double>(delivered) / seconds,
+      us(latency.Quantile(0.50)), us(latency.Quantile(0.90)), us(latency.Quantile(0.99)),
+      us(latency.max()), latency.mean() / 1000.0, dropped, errors, options.threads);
+  std::fflush(stdout);
+  return 0;
 }
 
 int Usage(int code) {
@@ -574,14 +775,18 @@ int Usage(int code) {
 modes:
   echo       closed-loop echo on N connections; prints msg/s and latency as JSON
   hold       open N idle WebSockets, hold them until stdin closes, a signal or --hold
-  broadcast  (not built yet: needs the channel layer)
+  broadcast  N members of one chat room, one publishes --rate msg/s; prints p50/p99 and
+             delivered/expected as JSON
 options:
-  --url ws://HOST:PORT/PATH   target (default ws://127.0.0.1:8080/ws/echo)
+  --url ws://HOST:PORT/PATH   target (default ws://127.0.0.1:8080/ws/echo); repeat it to
+                              spread the connections over several servers
   --connections N             connections (default 50)
   --size B                    message bytes (default 32)
   --binary                    binary messages (default text)
-  --duration SECS             echo: measured seconds (default 10)
-  --warmup SECS               echo: unmeasured seconds first (default 2)
+  --duration SECS             echo: measured seconds; broadcast: publishing (default 10)
+  --warmup SECS               echo, broadcast: unmeasured seconds first (default 2)
+  --rate R                    broadcast: messages published per second (default 10)
+  --grace SECS                broadcast: wait for deliveries after the last (default 10)
   --threads T                 threads, one io_context each (default 1)
   --concurrency K             handshakes in flight (default 64)
   --open-timeout SECS         bound on opening all connections (default 60)
@@ -592,18 +797,21 @@ options:
   return code;
 }
 
-bool ParseUrl(std::string_view url, Options& options) {
+bool ParseUrl(std::string_view text, Options& options) {
   constexpr std::string_view kScheme = "ws://";
-  if (url.substr(0, kScheme.size()) != kScheme) return false;
-  url.remove_prefix(kScheme.size());
-  const std::size_t slash = url.find('/');
-  const std::string_view authority = url.substr(0, slash);
-  options.path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  if (text.substr(0, kScheme.size()) != kScheme) return false;
+  text.remove_prefix(kScheme.size());
+  const std::size_t slash = text.find('/');
+  const std::string_view authority = text.substr(0, slash);
+  Url url;
+  url.path = slash == std::string_view::npos ? "/" : std::string(text.substr(slash));
   const std::size_t colon = authority.rfind(':');
   if (colon == std::string_view::npos || colon == 0) return false;
-  options.host = std::string(authority.substr(0, colon));
-  options.port = std::string(authority.substr(colon + 1));
-  return !options.port.empty();
+  url.host = std::string(authority.substr(0, colon));
+  url.port = std::string(authority.substr(colon + 1));
+  if (url.port.empty()) return false;
+  options.urls.push_back(std::move(url));
+  return true;
 }
 
 // Parses argv into options; every count and duration is bounded.
@@ -652,6 +860,10 @@ bool Parse(int argc, char** argv, Options& options) {
         options.hold = std::stod(value);
       } else if (flag == "--max-hold") {
         options.max_hold = std::stod(value);
+      } else if (flag == "--rate") {
+        options.rate = std::stod(value);
+      } else if (flag == "--grace") {
+        options.grace = std::stod(value);
       } else {
         return false;
       }
@@ -659,12 +871,14 @@ bool Parse(int argc, char** argv, Options& options) {
       return false;
     }
   }
+  if (options.urls.empty()) options.urls.emplace_back();
   return options.connections >= 1 && options.connections <= 1'000'000 && options.size >= 1 &&
          options.size <= (1 << 20) && options.duration > 0 && options.duration <= 3600 &&
          options.warmup >= 0 && options.warmup <= 600 && options.threads >= 1 &&
          options.threads <= 64 && options.concurrency >= 1 && options.concurrency <= 100'000 &&
          options.open_timeout > 0 && options.open_timeout <= 3600 && options.hold >= 0 &&
-         options.hold <= 86'400 && options.max_hold > 0 && options.max_hold <= 86'400;
+         options.hold <= 86'400 && options.max_hold > 0 && options.max_hold <= 86'400 &&
+         options.rate > 0 && options.rate <= 100'000 && options.grace >= 0 && options.grace <= 600;
 }
 
 }  // namespace
@@ -682,27 +896,29 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  tcp::endpoint endpoint;
+  std::vector<Target> targets;
   {
     net::io_context io;
     tcp::resolver resolver(io);
-    beast::error_code ec;
-    const auto results = resolver.resolve(options.host, options.port, ec);
-    if (ec || results.empty()) {
-      std::cerr << "sluice-bench-ws: cannot resolve " << options.host << ":" << options.port << ": "
-                << ec.message() << "\n";
-      return 2;
+    for (const Url& url : options.urls) {
+      beast::error_code ec;
+      const auto results = resolver.resolve(url.host, url.port, ec);
+      if (ec || results.empty()) {
+        std::cerr << "sluice-bench-ws: cannot resolve " << url.host << ":" << url.port << ": "
+                  << ec.message() << "\n";
+        return 2;
+      }
+      targets.push_back({*results.begin(), url.host + ":" + url.port, url.path});
     }
-    endpoint = *results.begin();
   }
 
   switch (options.mode) {
     case Mode::kEcho:
-      return RunEcho(options, endpoint);
+      return RunEcho(options, targets);
     case Mode::kHold:
-      return RunHold(options, endpoint);
+      return RunHold(options, targets);
     case Mode::kBroadcast:
-      return RunBroadcast(options, endpoint);
+      return RunBroadcast(options, targets);
   }
   return 2;
 }
