@@ -46,24 +46,11 @@ constexpr std::size_t kMaxWebSocketMessage = 1 << 20;
 constexpr std::size_t kMaxQueued = 1024;
 constexpr std::string_view kChatPrefix = "/ws/chat/";
 
-class WebSocketSession;
-// The chat rooms' members, by room name (one thread: no lock).
-using Rooms = std::unordered_map<std::string, std::unordered_set<WebSocketSession*>>;
-
-// One WebSocket. Echo: read a message into the kept buffer, write the same bytes back with
-// the same opcode, repeat. Chat (a room): each text read is queued to every member of the
-// room, this one included. One read and one write at a time, as Beast requires.
+// One WebSocket: read a message into the kept buffer, write the same bytes back with the
+// same opcode, repeat. One read and one write at a time, as Beast requires.
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
  public:
-  explicit WebSocketSession(tcp::socket socket, Rooms* rooms = nullptr, std::string room = {})
-      : ws_(std::move(socket)), rooms_(rooms), room_(std::move(room)) {}
-  ~WebSocketSession() {
-    if (!rooms_) return;
-    auto it = rooms_->find(room_);
-    if (it == rooms_->end()) return;
-    it->second.erase(this);
-    if (it->second.empty()) rooms_->erase(it);
-  }
+  explicit WebSocketSession(tcp::socket socket) : ws_(std::move(socket)) {}
 
   // Beast builds the handshake response from the request before returning, so the request
   // need not outlive the call.
@@ -71,32 +58,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(kMaxWebSocketMessage);
     ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
-      if (self->rooms_) (*self->rooms_)[self->room_].insert(self.get());
-      self->Read();
+      if (!ec) self->Read();
     });
   }
 
  private:
-  void Enqueue(const std::shared_ptr<const std::string>& message) {
-    if (queue_.size() >= kMaxQueued) {
-      beast::get_lowest_layer(ws_).close();  // too far behind: the pending operations end
-      return;
-    }
-    queue_.push_back(message);
-    if (queue_.size() == 1) WriteQueued();
-  }
-
-  void WriteQueued() {
-    ws_.text(true);
-    ws_.async_write(net::buffer(*queue_.front()),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                      if (ec) return self->queue_.clear();
-                      self->queue_.pop_front();
-                      if (!self->queue_.empty()) self->WriteQueued();
-                    });
-  }
-
   void Read() {
     ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->OnRead(ec);
@@ -105,15 +71,6 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   void OnRead(beast::error_code ec) {
     if (ec) return;  // closed by the client or broken: the session ends with its last handler
-    if (rooms_) {
-      const auto message =
-          std::make_shared<const std::string>(beast::buffers_to_string(buffer_.data()));
-      buffer_.consume(buffer_.size());
-      // A member closed for being too far behind leaves the room when its handlers end,
-      // later: the set does not change under this loop.
-      for (WebSocketSession* member : (*rooms_)[room_]) member->Enqueue(message);
-      return Read();
-    }
     ws_.text(ws_.got_text());
     ws_.async_write(buffer_.data(), [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return;
@@ -124,9 +81,72 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   websocket::stream<tcp::socket> ws_;
   beast::flat_buffer buffer_;
-  Rooms* rooms_;
-  std::string room_;
-  std::deque<std::shared_ptr<const std::string>> queue_;  // chat: at most kMaxQueued
+};
+
+class ChatSession;
+// The chat rooms' members, by room name (one thread: no lock).
+using Rooms = std::unordered_map<std::string, std::unordered_set<ChatSession*>>;
+
+// A member of a chat room: each text it reads is queued to every member of the room, itself
+// included; a member more than kMaxQueued messages behind is closed.
+class ChatSession : public std::enable_shared_from_this<ChatSession> {
+ public:
+  ChatSession(tcp::socket socket, Rooms& rooms, std::string room)
+      : ws_(std::move(socket)), rooms_(rooms), room_(std::move(room)) {}
+  ~ChatSession() {
+    auto it = rooms_.find(room_);
+    if (it == rooms_.end()) return;
+    it->second.erase(this);
+    if (it->second.empty()) rooms_.erase(it);
+  }
+
+  void Start(const http::request<http::string_body>& request) {
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.read_message_max(kMaxWebSocketMessage);
+    ws_.async_accept(request, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->rooms_[self->room_].insert(self.get());
+      self->Read();
+    });
+  }
+
+ private:
+  void Read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      const auto message =
+          std::make_shared<const std::string>(beast::buffers_to_string(self->buffer_.data()));
+      self->buffer_.consume(self->buffer_.size());
+      // A member closed for being too far behind leaves the room when its handlers end,
+      // later: the set does not change under this loop.
+      for (ChatSession* member : self->rooms_[self->room_]) member->Enqueue(message);
+      self->Read();
+    });
+  }
+
+  void Enqueue(const std::shared_ptr<const std::string>& message) {
+    if (queue_.size() >= kMaxQueued) {
+      beast::get_lowest_layer(ws_).close();  // too far behind: the pending operations end
+      return;
+    }
+    queue_.push_back(message);
+    if (queue_.size() == 1) WriteQueued();
+  }
+
+  void WriteQueued() {
+    ws_.async_write(net::buffer(*queue_.front()),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      if (ec) return self->queue_.clear();
+                      self->queue_.pop_front();
+                      if (!self->queue_.empty()) self->WriteQueued();
+                    });
+  }
+
+  websocket::stream<tcp::socket> ws_;
+  Rooms& rooms_;
+  const std::string room_;
+  beast::flat_buffer buffer_;
+  std::deque<std::shared_ptr<const std::string>> queue_;
 };
 
 // One HTTP/1.1 connection: keep-alive requests one after the other (pipelined requests wait
@@ -160,8 +180,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       const std::string_view target = request.target();
       if (target.size() > kChatPrefix.size() &&
           target.substr(0, kChatPrefix.size()) == kChatPrefix) {
-        std::make_shared<WebSocketSession>(std::move(socket_), &rooms_,
-                                           std::string(target.substr(kChatPrefix.size())))
+        std::make_shared<ChatSession>(std::move(socket_), rooms_,
+                                      std::string(target.substr(kChatPrefix.size())))
             ->Start(request);
         return;
       }

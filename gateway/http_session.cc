@@ -290,8 +290,9 @@ void HttpSession::HandleEvent(v1::Event& event) {
       auto& body = *event.mutable_http_response_body();
       const bool was_written = response_->head_written();
       const uint64_t bytes = body.body().size();
-      auto piece = response_->Body(std::move(*body.mutable_body()), body.more_body(),
-                                   phase_ != Phase::kBody);
+      auto piece = response_->Body(
+          Take(body, &v1::HttpResponseBody::body, &v1::HttpResponseBody::mutable_body),
+          body.more_body(), phase_ != Phase::kBody);
       if (!piece.ok()) {
         if (!was_written) return HandleWorkerError(std::string(piece.status().message()));
         SLUICE_LOG(kError, "gateway") << "response cut: " << piece.status().message();

@@ -142,11 +142,12 @@ void WebSocketSession::HandleEvent(v1::Event& event) {
       auto& message = *event.mutable_websocket_send();
       const uint64_t bytes = message.data().size();
       if (phase_ == Phase::kClosing) return CreditBack(bytes);  // dropped: closing
-      Chunk chunk{.head = ws::FrameHeader(
-                      message.binary() ? ws::Opcode::kBinary : ws::Opcode::kText, bytes),
-                  .body = std::move(*message.mutable_data()),
-                  .credit_bytes = bytes,
-                  .credit = true};
+      Chunk chunk{
+          .head =
+              ws::FrameHeader(message.binary() ? ws::Opcode::kBinary : ws::Opcode::kText, bytes),
+          .body = Take(message, &v1::WebSocketMessage::data, &v1::WebSocketMessage::mutable_data),
+          .credit_bytes = bytes,
+          .credit = true};
       if (!Queue(std::move(chunk))) return HandleWorkerError("client-bound queue overflow");
       return;
     }

@@ -1,5 +1,7 @@
 #include "worker/codec.h"
 
+#include "common/inbound.h"
+
 namespace sluice::worker {
 namespace {
 
@@ -7,7 +9,8 @@ Headers FromProto(google::protobuf::RepeatedPtrField<v1::Header>* headers) {
   Headers out;
   out.reserve(headers->size());
   for (v1::Header& header : *headers) {
-    out.emplace_back(std::move(*header.mutable_name()), std::move(*header.mutable_value()));
+    out.emplace_back(Take(header, &v1::Header::name, &v1::Header::mutable_name),
+                     Take(header, &v1::Header::value, &v1::Header::mutable_value));
   }
   return out;
 }
@@ -41,13 +44,13 @@ Scope FromProto(v1::Scope&& scope) {
     default:
       out.type = Scope::Type::kHttp;
   }
-  out.http_version = std::move(*scope.mutable_http_version());
-  out.method = std::move(*scope.mutable_method());
-  out.scheme = std::move(*scope.mutable_scheme());
-  out.path = std::move(*scope.mutable_path());
-  out.raw_path = std::move(*scope.mutable_raw_path());
-  out.query_string = std::move(*scope.mutable_query_string());
-  out.root_path = std::move(*scope.mutable_root_path());
+  out.http_version = Take(scope, &v1::Scope::http_version, &v1::Scope::mutable_http_version);
+  out.method = Take(scope, &v1::Scope::method, &v1::Scope::mutable_method);
+  out.scheme = Take(scope, &v1::Scope::scheme, &v1::Scope::mutable_scheme);
+  out.path = Take(scope, &v1::Scope::path, &v1::Scope::mutable_path);
+  out.raw_path = Take(scope, &v1::Scope::raw_path, &v1::Scope::mutable_raw_path);
+  out.query_string = Take(scope, &v1::Scope::query_string, &v1::Scope::mutable_query_string);
+  out.root_path = Take(scope, &v1::Scope::root_path, &v1::Scope::mutable_root_path);
   out.headers = FromProto(scope.mutable_headers());
   out.client = FromProto(scope, /*client=*/true);
   out.server = FromProto(scope, /*client=*/false);
@@ -61,7 +64,8 @@ absl::StatusOr<Event> FromProto(v1::Event&& event) {
   switch (event.kind_case()) {
     case v1::Event::kHttpRequest: {
       auto* request = event.mutable_http_request();
-      return HttpRequest{std::move(*request->mutable_body()), request->more_body()};
+      return HttpRequest{Take(*request, &v1::HttpRequest::body, &v1::HttpRequest::mutable_body),
+                         request->more_body()};
     }
     case v1::Event::kHttpDisconnect:
       return HttpDisconnect{};
@@ -70,20 +74,25 @@ absl::StatusOr<Event> FromProto(v1::Event&& event) {
     case v1::Event::kWebsocketResume: {
       auto* resumed = event.mutable_websocket_resume();
       WebSocketResume out;
-      if (resumed->saved()) out.state = std::move(*resumed->mutable_state());
+      if (resumed->saved()) {
+        out.state =
+            Take(*resumed, &v1::WebSocketResume::state, &v1::WebSocketResume::mutable_state);
+      }
       out.moves = static_cast<int>(resumed->moves());
       return out;
     }
     case v1::Event::kWebsocketReceive: {
       WebSocketReceive out;
-      out.data = std::move(*event.mutable_websocket_receive()->mutable_data());
+      out.data = Take(*event.mutable_websocket_receive(), &v1::WebSocketMessage::data,
+                      &v1::WebSocketMessage::mutable_data);
       out.binary = event.websocket_receive().binary();
       return out;
     }
     case v1::Event::kWebsocketDisconnect: {
       auto* gone = event.mutable_websocket_disconnect();
-      return WebSocketDisconnect{static_cast<int>(gone->code()),
-                                 std::move(*gone->mutable_reason())};
+      return WebSocketDisconnect{
+          static_cast<int>(gone->code()),
+          Take(*gone, &v1::WebSocketClose::reason, &v1::WebSocketClose::mutable_reason)};
     }
     case v1::Event::kLayerMessage: {
       LayerMessage out;
@@ -92,7 +101,8 @@ absl::StatusOr<Event> FromProto(v1::Event&& event) {
       if (!out.message.is_object()) {
         return absl::InvalidArgumentError("layer_message is not a msgpack map");
       }
-      out.delivery_id = std::move(*event.mutable_layer_message()->mutable_delivery_id());
+      out.delivery_id = Take(*event.mutable_layer_message(), &v1::LayerMessage::delivery_id,
+                             &v1::LayerMessage::mutable_delivery_id);
       return out;
     }
     default:
