@@ -523,21 +523,18 @@ def finish_tool(proc):
     proc.wait()
 
 
-def measure_ws(ctx, target, connections=ECHO_CONNECTIONS):
-    args = ["echo", "--url", target.ws_url(), "--connections", str(connections),
-            "--size", str(ECHO_SIZE), "--duration", str(ctx.duration),
-            "--warmup", str(ctx.warmup), "--threads", "1", "--concurrency", "64",
-            "--open-timeout", "60"]
+def run_windowed_tool(ctx, target, args, mode, timeout):
+    """Runs sluice-bench-ws, sampling the servers' CPU between the "begin" and "end" lines it
+    prints; returns its result line (the object whose "mode" is `mode`) and the CPU figures."""
     proc = start_ws_tool(ctx, args, subprocess.DEVNULL)
     reader = LineReader(proc.stdout)
-    deadline = time.monotonic() + 60 + ctx.warmup + ctx.duration + 30
-    window = cpu = None
-    result = None
+    deadline = time.monotonic() + timeout
+    window = cpu = result = None
     try:
         while True:
             line = reader.readline(deadline)
             if line is None:
-                raise SetupError(f"{target.label}: sluice-bench-ws echo did not finish in time")
+                raise SetupError(f"{target.label}: sluice-bench-ws {mode} did not finish in time")
             if line == "":
                 break
             message = json.loads(line)
@@ -546,10 +543,32 @@ def measure_ws(ctx, target, connections=ECHO_CONNECTIONS):
                 window = Window(target.pids)
             elif message.get("event") == "end" and window:
                 cpu = window.close(cpu_seconds([proc.pid]) - generator)
-            elif message.get("mode") == "echo":
+            elif message.get("mode") == mode:
                 result = message
     finally:
         finish_tool(proc)
+    return result, cpu
+
+
+def cpu_figures(cpu, done):
+    """The CPU figures of a window in which the servers completed `done` operations."""
+    if not cpu:
+        return {}
+    return {
+        "cpu_s": round(cpu["server_cpu_s"], 3),
+        "cpu_s_per_1000": round(cpu["server_cpu_s"] * 1000 / done, 5),
+        "generator_cpu_s": cpu["generator_cpu_s"], "other_cores": cpu["other_cores"],
+        "other_niced_cores": cpu["other_niced_cores"], "steal_cores": cpu["steal_cores"],
+    }
+
+
+def measure_ws(ctx, target, connections=ECHO_CONNECTIONS):
+    args = ["echo", "--url", target.ws_url(), "--connections", str(connections),
+            "--size", str(ECHO_SIZE), "--duration", str(ctx.duration),
+            "--warmup", str(ctx.warmup), "--threads", "1", "--concurrency", "64",
+            "--open-timeout", "60"]
+    result, cpu = run_windowed_tool(ctx, target, args, "echo",
+                                    60 + ctx.warmup + ctx.duration + 30)
     if result is None or result["messages"] == 0:
         raise SetupError(f"{target.label}: WebSocket echo completed no message "
                          f"(see {ctx.log_dir}/sluice-bench-ws.log): {result}")
@@ -559,13 +578,7 @@ def measure_ws(ctx, target, connections=ECHO_CONNECTIONS):
         "messages_per_s": result["messages_per_s"], "latency_us": result["latency_us"],
         "errors": result["errors"],
     }
-    if cpu:
-        figures.update({
-            "cpu_s": round(cpu["server_cpu_s"], 3),
-            "cpu_s_per_1000": round(cpu["server_cpu_s"] * 1000 / result["messages"], 5),
-            "generator_cpu_s": cpu["generator_cpu_s"], "other_cores": cpu["other_cores"],
-            "other_niced_cores": cpu["other_niced_cores"], "steal_cores": cpu["steal_cores"],
-        })
+    figures.update(cpu_figures(cpu, result["messages"]))
     return figures
 
 
@@ -629,27 +642,8 @@ def measure_broadcast(ctx, target, members, rate):
         "--connections", str(members), "--rate", str(rate), "--duration", str(ctx.duration),
         "--warmup", str(ctx.warmup), "--size", str(BROADCAST_SIZE), "--threads", "1",
         "--concurrency", str(HOLD_CONCURRENCY), "--open-timeout", "120", "--grace", str(grace)]
-    proc = start_ws_tool(ctx, args, subprocess.DEVNULL)
-    reader = LineReader(proc.stdout)
-    deadline = time.monotonic() + 120 + ctx.warmup + ctx.duration + grace + 30
-    window = cpu = result = None
-    try:
-        while True:
-            line = reader.readline(deadline)
-            if line is None:
-                raise SetupError(f"{target.label}: sluice-bench-ws broadcast did not finish")
-            if line == "":
-                break
-            message = json.loads(line)
-            if message.get("event") == "begin":
-                generator = cpu_seconds([proc.pid])
-                window = Window(target.pids)
-            elif message.get("event") == "end" and window:
-                cpu = window.close(cpu_seconds([proc.pid]) - generator)
-            elif message.get("mode") == "broadcast":
-                result = message
-    finally:
-        finish_tool(proc)
+    result, cpu = run_windowed_tool(ctx, target, args, "broadcast",
+                                    120 + ctx.warmup + ctx.duration + grace + 30)
     if result is None or result["delivered"] == 0:
         raise SetupError(f"{target.label}: broadcast delivered nothing "
                          f"(see {ctx.log_dir}/sluice-bench-ws.log): {result}")
@@ -658,13 +652,7 @@ def measure_broadcast(ctx, target, members, rate):
         "out_of_order", "complete", "deliveries_per_s", "latency_us", "dropped", "errors")}
     figures.update({"size": BROADCAST_SIZE, "gateways": len(target.ports),
                     "duration_s": ctx.duration})
-    if cpu:
-        figures.update({
-            "cpu_s": round(cpu["server_cpu_s"], 3),
-            "cpu_s_per_1000": round(cpu["server_cpu_s"] * 1000 / result["delivered"], 5),
-            "generator_cpu_s": cpu["generator_cpu_s"], "other_cores": cpu["other_cores"],
-            "other_niced_cores": cpu["other_niced_cores"], "steal_cores": cpu["steal_cores"],
-        })
+    figures.update(cpu_figures(cpu, result["delivered"]))
     return figures
 
 
