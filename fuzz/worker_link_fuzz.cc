@@ -6,14 +6,18 @@
 // (events beyond credit, events before an open, opens twice, invalid scopes), writes are
 // one at a time, and once the link ends every instance ends and its slot is free.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <thread>
 
 #include "common/inbound.h"
 #include "common/protocol.h"
 #include "demo/demo_app.h"
+#include "sluice/sync.h"
 #include "worker/link_session.h"
 #include "worker/runtime.h"
 
@@ -87,12 +91,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!parsed) continue;
     for (v1::Envelope& envelope : *frame.mutable_envelopes()) {
       envelope.set_connection_id(envelope.connection_id() % 4);
+      // The demo's sync routes block a pool thread for up to 5 s on request ("sleep"), which
+      // the runtime must outlive (below): no sleeps here, every other path stays.
+      if (envelope.has_open()) envelope.mutable_open()->mutable_scope()->clear_query_string();
+      for (v1::Event& event : *envelope.mutable_events()) {
+        if (event.has_websocket_receive() &&
+            event.websocket_receive().data().find("sleep") != std::string::npos) {
+          event.mutable_websocket_receive()->set_data("thread");
+        }
+      }
     }
     session->OnFrame(inbound);
     pump();
   }
   session->End(grpc::Status::CANCELLED);
   pump();
+  // Sync consumers' calls run on the process-wide pool and post their results to this
+  // runtime's loop, holding work on it: they must be done before the loop goes.
+  const SyncPool& pool = SyncPool::Default();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((pool.queued() > 0 || pool.running() > 0) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    pump();
+  }
+  FUZZ_CHECK(pool.queued() == 0 && pool.running() == 0);
   FUZZ_CHECK(wire.finished);
   FUZZ_CHECK(session->active() == 0 || runtime.active() == session->active());
   session->Detach();

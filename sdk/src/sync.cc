@@ -114,11 +114,12 @@ std::function<void()> SyncPool::Take(unsigned index) {
   std::function<void()> job = std::move(from.front());
   from.pop_front();
   --state_->queued;
+  // Counted as running under the lock, so queued() + running() never reads 0 in between.
+  running_.fetch_add(1, std::memory_order_relaxed);
   return job;
 }
 
 void SyncPool::Run(std::function<void()>& job) {
-  running_.fetch_add(1, std::memory_order_relaxed);
   job();  // never throws: SyncCall catches what its function throws
   job = nullptr;
   running_.fetch_sub(1, std::memory_order_relaxed);

@@ -97,6 +97,7 @@ class SyncPool {
   unsigned threads() const { return options_.threads; }
   /// Calls waiting for a thread (not the ones running).
   size_t queued() const;
+  /// Calls running, until their job (and what it holds) is destroyed.
   size_t running() const { return running_.load(std::memory_order_relaxed); }
   /// Calls refused with SyncPoolFull.
   uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
