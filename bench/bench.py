@@ -713,19 +713,14 @@ def markdown_broadcast(rows):
                 out.append(f"| {row['members']:,} | {row['rate']} | {name}: {f['skipped']} "
                            "| | | | | | |")
                 continue
-            lat, blat = f["latency_us"], base.get("latency_us") if f is not base else None
-            cpu_base = base.get("cpu_s_per_1000") if f is not base else None
-
-            def with_ratio(value, base_value, fmt="{:,.0f}"):
-                text = fmt.format(value)
-                return text + (f" ({value / base_value:.2f}×)" if base_value else "")
-
+            ratio_to = base if f is not base else {}
+            lat, base_lat = f["latency_us"], ratio_to.get("latency_us") or {}
             out.append(
                 f"| {row['members']:,} | {row['rate']} | {row.get(name + '_label', name)} "
-                f"| {with_ratio(lat['p50'], blat and blat['p50'])} "
-                f"| {with_ratio(lat['p99'], blat and blat['p99'])} | {lat['max']:,.0f} "
+                f"| {cell(lat['p50'], base_lat.get('p50'), '{:,.0f}')} "
+                f"| {cell(lat['p99'], base_lat.get('p99'), '{:,.0f}')} | {lat['max']:,.0f} "
                 f"| {f['delivered']:,} / {f['expected']:,} | {f['duplicates']} "
-                f"| {with_ratio(f['cpu_s_per_1000'], cpu_base, '{:.4f}') if 'cpu_s_per_1000' in f else '–'} |")
+                f"| {cell(f.get('cpu_s_per_1000'), ratio_to.get('cpu_s_per_1000'), '{:.4f}')} |")
     out.append("")
     return "\n".join(out)
 

@@ -324,10 +324,7 @@ class Worker {
     c.ws.binary(options_.binary);
     c.open = true;
     ++progress_.opened;
-    // Held sockets keep a read posted, so pings are answered and a close is seen; members
-    // of a broadcast read what the room sends them.
-    if (options_.mode == Mode::kHold) net::co_spawn(io_, IdleRead(c), net::detached);
-    if (options_.mode == Mode::kBroadcast) net::co_spawn(io_, Receive(c), net::detached);
+    if (options_.mode != Mode::kEcho) net::co_spawn(io_, IdleRead(c), net::detached);
   }
 
   net::awaitable<void> EchoLoop(Connection& c, Clock::time_point begin, Clock::time_point end) {
@@ -366,58 +363,47 @@ class Worker {
     ++progress_.finished;
   }
 
+  // Held sockets and broadcast members: reads until the socket ends, so pings are answered
+  // and a close is seen; what arrives is an echoed check (hold) or a room's message.
   net::awaitable<void> IdleRead(Connection& c) {
-    for (;;) {
-      auto [ec, read] = co_await c.ws.async_read(c.buffer, kTuple);
-      if (ec) {
-        if (!closing_) {
-          Fail("held socket", ec);
-          ++progress_.dropped;
-        }
-        c.open = false;
-        break;
-      }
-      c.buffer.consume(c.buffer.size());
-      if (c.check_sent && !c.alive) {
-        c.alive = true;
-        ++progress_.alive;
-      }
-    }
-    ++progress_.finished;
-  }
-
-  // A member: times each broadcast message from its publication, once, in order.
-  net::awaitable<void> Receive(Connection& c) {
     for (;;) {
       auto [ec, read] = co_await c.ws.async_read(c.buffer, kTuple);
       const int64_t now = SteadyNanos();
       if (ec) {
         if (!closing_) {
-          Fail("member", ec);
+          Fail(options_.mode == Mode::kBroadcast ? "member" : "held socket", ec);
           ++progress_.dropped;
         }
         c.open = false;
         break;
       }
-      const auto data = c.buffer.cdata();
-      const std::string_view text(static_cast<const char*>(data.data()), data.size());
-      uint64_t number = 0;
-      int64_t sent = 0;
-      if (ParseStamp(text, number, sent)) {
-        const auto n = static_cast<int64_t>(number);
-        if (n <= c.last) {
-          ++duplicates_;
-        } else {
-          if (n != c.last + 1) ++out_of_order_;  // a gap: an earlier one is late or lost
-          c.last = n;
-          ++messages_;
-          latency_.Record(now - sent);
-          ++progress_.delivered;
-        }
+      if (options_.mode == Mode::kBroadcast) {
+        const auto data = c.buffer.cdata();
+        Received(c, std::string_view(static_cast<const char*>(data.data()), data.size()), now);
+      } else if (c.check_sent && !c.alive) {
+        c.alive = true;
+        ++progress_.alive;
       }
       c.buffer.consume(c.buffer.size());
     }
     ++progress_.finished;
+  }
+
+  // A member got `text` at `now`: times a broadcast message from its publication, once, and
+  // counts one that comes again or after a gap.
+  void Received(Connection& c, std::string_view text, int64_t now) {
+    uint64_t number = 0;
+    int64_t sent = 0;
+    if (!ParseStamp(text, number, sent)) return;
+    const auto n = static_cast<int64_t>(number);
+    if (n <= c.last) {
+      ++duplicates_;
+      return;
+    }
+    if (n != c.last + 1) ++out_of_order_;  // a gap: an earlier one is late or lost
+    c.last = n;
+    latency_.Record(now - sent);
+    ++progress_.delivered;
   }
 
   net::awaitable<void> Publish(Connection& c, Clock::time_point begin, uint64_t count,
@@ -625,20 +611,29 @@ int RunEcho(const Options& options, const std::vector<Target>& targets) {
   return open > 0 ? 0 : 1;
 }
 
-int RunHold(const Options& options, const std::vector<Target>& targets) {
+// Opens every connection and prints {"event": "open", …}; false on a stop signal (then
+// everything is stopped).
+bool OpenAndReport(const Options& options, const std::vector<Target>& targets, Run& run,
+                   double& open_seconds) {
   const Clock::time_point start = Clock::now();
-  Run run;
   if (!OpenAll(options, targets, run)) {
     for (auto& worker : run.workers) worker->Stop();
-    return 130;
+    return false;
   }
-  const int open = run.progress.opened;
-  const double open_seconds = Since(start);
+  open_seconds = Since(start);
   std::printf(
       "{\"event\": \"open\", \"requested\": %d, \"open\": %d, \"failed\": %d, "
       "\"seconds\": %.3f}\n",
-      options.connections, open, run.progress.failed.load(), open_seconds);
+      options.connections, run.progress.opened.load(), run.progress.failed.load(), open_seconds);
   std::fflush(stdout);
+  return true;
+}
+
+int RunHold(const Options& options, const std::vector<Target>& targets) {
+  Run run;
+  double open_seconds = 0;
+  if (!OpenAndReport(options, targets, run, open_seconds)) return 130;
+  const int open = run.progress.opened;
 
   const Clock::time_point held = Clock::now();
   if (open == 0) {
@@ -688,17 +683,10 @@ int RunHold(const Options& options, const std::vector<Target>& targets) {
 }
 
 int RunBroadcast(const Options& options, const std::vector<Target>& targets) {
-  const Clock::time_point start = Clock::now();
   Run run;
-  if (!OpenAll(options, targets, run)) {
-    for (auto& worker : run.workers) worker->Stop();
-    return 130;
-  }
+  double open_seconds = 0;
+  if (!OpenAndReport(options, targets, run, open_seconds)) return 130;
   const int open = run.progress.opened;
-  const double open_seconds = Since(start);
-  std::printf("{\"event\": \"open\", \"requested\": %d, \"open\": %d, \"seconds\": %.3f}\n",
-              options.connections, open, open_seconds);
-  std::fflush(stdout);
   // The publisher is the first connection; without it, or with members missing, there is
   // nothing fair to measure.
   if (open < options.connections) {
@@ -735,13 +723,12 @@ int RunBroadcast(const Options& options, const std::vector<Target>& targets) {
   for (auto& worker : run.workers) worker->Stop();
 
   Histogram latency;
-  uint64_t delivered = 0;
+  const uint64_t delivered = run.progress.delivered;
   uint64_t duplicates = 0;
   uint64_t out_of_order = 0;
   int errors = 0;
   for (const auto& worker : run.workers) {
     latency.Merge(worker->latency());
-    delivered += worker->messages();
     duplicates += worker->duplicates();
     out_of_order += worker->out_of_order();
     errors += worker->errors();
