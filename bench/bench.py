@@ -70,20 +70,37 @@ def _die_with_parent():
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# With two or more usable CPUs, the last is the servers' core: the direct server (one thread)
+# always runs there, and so do the gateway and the worker of the "one core" column; the load
+# generators run on the other CPUs, so they never take that core. Same CPU budget on both
+# sides of that ratio: one core serves, the rest load.
+_CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPUS = {_CPUS[-1]} if len(_CPUS) >= 2 else None
+GENERATOR_CPUS = set(_CPUS[:-1]) if len(_CPUS) >= 2 else None
+
+
+def _child_setup(cpus):
+    def setup():
+        _die_with_parent()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+    return setup
+
+
 RUNNING = []  # every process started and not yet stopped
 
 
 class Proc:
     """A server process; stdout and stderr go to a log file that banners are read from."""
 
-    def __init__(self, name, argv, log_dir, env=None, cwd=None):
+    def __init__(self, name, argv, log_dir, env=None, cwd=None, cpus=None):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")
         try:
             self.popen = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                env=env, cwd=cwd, preexec_fn=_die_with_parent)
+                env=env, cwd=cwd, preexec_fn=_child_setup(cpus))
         except OSError as e:
             self._log.close()
             raise SetupError(f"cannot start {name} ({argv[0]}): {e}") from e
@@ -292,7 +309,7 @@ def wait_hello(target):
 
 def start_direct(ctx):
     proc = Proc("direct", [str(ctx.bin("bench/sluice-bench-direct")), "--listen", "127.0.0.1:0"],
-                ctx.log_dir)
+                ctx.log_dir, cpus=SERVER_CPUS)
     port = int(proc.wait_line(r"^sluice-bench-direct listening on [^\s]+:(\d+)$").group(1))
     target = Target("direct", "direct", "direct", [proc], port)
     wait_hello(target)
@@ -317,14 +334,19 @@ def start_redis(ctx):
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def start_sluice(ctx, workers, threads=None, build=None, gateways=1, redis=False):
+def start_sluice(ctx, workers, threads=None, build=None, gateways=1, redis=False,
+                 one_core=False):
     """`gateways` gateways and `workers` workers; `threads` event-loop threads in each
     process (default: the processes' own default, one per usable core); binaries from `build`
     (default: the tree under test); `redis`: the gateways share a private redis-server's
-    channel layer (else each has the in-memory one)."""
+    channel layer (else each has the in-memory one); `one_core`: every process on the
+    servers' core (SERVER_CPUS), as the direct server."""
+    if one_core and not SERVER_CPUS:
+        raise SetupError("one core for the servers needs a second CPU for the load generator")
+    cpus = SERVER_CPUS if one_core else None
     key = (f"sluice-{workers}w" + (f"-{gateways}g" if gateways > 1 else "")
            + ("-redis" if redis else "") + (f"-{threads}t" if threads else "")
-           + ("-compare" if build else ""))
+           + ("-1core" if one_core else "") + ("-compare" if build else ""))
     thread_args = ["--threads", str(threads)] if threads else []
     procs = []
     layer_args = []
@@ -337,7 +359,7 @@ def start_sluice(ctx, workers, threads=None, build=None, gateways=1, redis=False
         proc = Proc(f"{key}-worker{i + 1}", [
             str(ctx.bin("demo/sluice-demo-worker", build)), "--listen", "127.0.0.1:0",
             "--admin", "127.0.0.1:0", "--capacity", str(ctx.worker_capacity)] + thread_args,
-            ctx.log_dir)
+            ctx.log_dir, cpus=cpus)
         procs.append(proc)
         match = proc.wait_line(r"^sluice-worker listening on ([^\s]+:\d+)$")
         addresses.append(match.group(1))
@@ -346,7 +368,7 @@ def start_sluice(ctx, workers, threads=None, build=None, gateways=1, redis=False
         gateway = Proc(f"{key}-gateway{g + 1}", [
             str(ctx.bin("gateway/sluice-gateway", build)), "--listen", "127.0.0.1:0",
             "--admin", "127.0.0.1:0", "--workers", ",".join(addresses)]
-            + layer_args + thread_args, ctx.log_dir)
+            + layer_args + thread_args, ctx.log_dir, cpus=cpus)
         procs.insert(g, gateway)
         ports.append(int(gateway.wait_line(
             r"^sluice-gateway listening on [^\s]+:(\d+)$").group(1)))
@@ -363,14 +385,16 @@ def start_sluice(ctx, workers, threads=None, build=None, gateways=1, redis=False
 
         wait_until(ready, START_TIMEOUT, f"sluice gateway /readyz with {workers} workers ready")
     label = (f"sluice {gateways}+{workers}" + (", Redis layer" if redis else "")
-             + (f", {threads} thread each" if threads else ""))
+             + (f", {threads} thread each" if threads else "")
+             + (", one core" if one_core else ""))
     if build:
         label += f" ({build.name})"
     target = Target(key, label, "sluice", procs, ports[0],
                     {"gateways": gateways, "workers": workers,
                      "worker_capacity": ctx.worker_capacity,
                      "layer": "redis" if redis else "memory",
-                     "threads": threads or "default (one per usable core)"}, ports)
+                     "threads": threads or "default (one per usable core)",
+                     "cpus": sorted(cpus) if cpus else "any"}, ports)
     wait_hello(target)
     return target
 
@@ -411,7 +435,9 @@ def start_peer(ctx, server):
     else:
         argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", app]
         banner = r"Listening on TCP address [^\s]+:(\d+)"
-    proc = Proc(f"peer-{server}", argv, ctx.log_dir, env=env, cwd=str(PEERS_DIR))
+    # One process each, on the servers' core like the direct server.
+    proc = Proc(f"peer-{server}", argv, ctx.log_dir, env=env, cwd=str(PEERS_DIR),
+                cpus=SERVER_CPUS)
     port = int(proc.wait_line(banner).group(1))
     target = Target(server, f"Channels + {server}", "peer", [proc], port,
                     {"app": "bench/peers (AsyncHttpConsumer, AsyncWebsocketConsumer)"})
@@ -450,7 +476,8 @@ def parse_wrk(text):
 def run_wrk(url, seconds):
     argv = ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", "--latency", url]
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30,
+                             preexec_fn=_child_setup(GENERATOR_CPUS))
     except subprocess.TimeoutExpired as e:
         raise SetupError(f"wrk did not finish within {seconds + 30} s") from e
     except OSError as e:
@@ -511,7 +538,8 @@ def start_ws_tool(ctx, args, stdin):
     log = open(ctx.log_dir / "sluice-bench-ws.log", "ab")
     try:
         proc = subprocess.Popen([str(ctx.bin("bench/sluice-bench-ws"))] + args, stdin=stdin,
-                                stdout=subprocess.PIPE, stderr=log, preexec_fn=_die_with_parent)
+                                stdout=subprocess.PIPE, stderr=log,
+                                preexec_fn=_child_setup(GENERATOR_CPUS))
     finally:
         log.close()
     return proc
@@ -1212,6 +1240,8 @@ def main():
             "ws_echo": {"connections": ECHO_CONNECTIONS, "size": ECHO_SIZE, "threads": 1},
             "idle_sockets": ctx.idle_sockets, "hold_concurrency": HOLD_CONCURRENCY,
             "worker_capacity": ctx.worker_capacity,
+            "server_cpus": sorted(SERVER_CPUS) if SERVER_CPUS else "any",
+            "generator_cpus": sorted(GENERATOR_CPUS) if GENERATOR_CPUS else "any",
         },
         "targets": [], "skipped": [], "errors": [],
     }
@@ -1224,7 +1254,9 @@ def main():
             starts = [("direct", lambda: start_direct(ctx)),
                       ("sluice 1+1", lambda: start_sluice(ctx, 1)),
                       ("sluice 1+2", lambda: start_sluice(ctx, 2)),
-                      ("sluice 1+1, 1 thread each", lambda: start_sluice(ctx, 1, threads=1))]
+                      ("sluice 1+1, 1 thread each", lambda: start_sluice(ctx, 1, threads=1)),
+                      ("sluice 1+1, 1 thread each, one core",
+                       lambda: start_sluice(ctx, 1, threads=1, one_core=True))]
             if ctx.compare:
                 starts.append((f"sluice 1+1 ({ctx.compare.name})",
                                lambda: start_sluice(ctx, 1, build=ctx.compare)))
@@ -1265,7 +1297,9 @@ def main():
               f"load generator on the same box. HTTP: wrk -t1 -c{HTTP_CONNECTIONS}, "
               f"{ctx.duration} s. WS: {ECHO_CONNECTIONS} connections, {ECHO_SIZE} B echo, "
               f"{ctx.duration} s after {ctx.warmup:g} s warm-up. Memory: {ctx.idle_sockets} idle "
-              f"WebSockets. (×) = ratio to the direct baseline.", ""]
+              f"WebSockets. (×) = ratio to the direct baseline. The direct server, the peers and "
+              f"the \"one core\" column run on CPU {results['settings']['server_cpus']}, the load "
+              f"generators on {results['settings']['generator_cpus']}.", ""]
     if results["settings"]["build_type"] != "Release":
         report += [f"Built as {results['settings']['build_type']}, not Release: "
                    f"the figures do not stand for sluice's speed.", ""]

@@ -11,6 +11,7 @@ packages=(
   cmake ninja-build g++ pkg-config curl git clang-format clang-tidy
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libboost1.81-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libhiredis-dev
+  libtcmalloc-minimal4 # the programs' allocator (CMakeLists.txt: SLUICE_TCMALLOC)
   python3
 )
 
