@@ -75,8 +75,7 @@ def _die_with_parent():
 # generators run on the other CPUs, so they never take that core. Same CPU budget on both
 # sides of that ratio: one core serves, the rest load.
 _CPUS = sorted(os.sched_getaffinity(0))
-SERVER_CPUS = {_CPUS[-1]} if len(_CPUS) >= 2 else None
-GENERATOR_CPUS = set(_CPUS[:-1]) if len(_CPUS) >= 2 else None
+SERVER_CPUS, GENERATOR_CPUS = ({_CPUS[-1]}, set(_CPUS[:-1])) if len(_CPUS) >= 2 else (None, None)
 
 
 def _child_setup(cpus):
